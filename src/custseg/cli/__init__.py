@@ -1,0 +1,1 @@
+"""The `custseg` command line: thin over the library, renders with rich."""

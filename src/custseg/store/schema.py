@@ -1,0 +1,338 @@
+"""The canonical schema of a custseg store.
+
+Every table a store holds is declared here once: its columns, their DuckDB
+types, which are required on ingestion, and the key that makes re-ingestion
+idempotent. Ingestion, cleaning, features and the documentation all read
+these declarations; nothing else spells out a column list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a canonical table."""
+
+    name: str
+    dtype: str  # DuckDB type: VARCHAR, DOUBLE, BIGINT, INTEGER, BOOLEAN, DATE, TIMESTAMP
+    required: bool = False
+    description: str = ""
+    since: int = 1  # schema version that added the column
+
+
+@dataclass(frozen=True)
+class Table:
+    """One canonical table: columns, idempotency key, and whether users ingest it."""
+
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...] = ()
+    description: str = ""
+    ingestible: bool = True
+    since: int = 1  # schema version that added the table
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def create_sql(self, version: int | None = None) -> str:
+        """DDL of the table as it stood at schema ``version`` (default: now)."""
+        cols = ",\n    ".join(
+            f'"{c.name}" {c.dtype}' for c in self.columns if version is None or c.since <= version
+        )
+        # Keys are enforced by ingestion (anti-join on the key), not by an index:
+        # DuckDB's ART indexes make bulk loads of millions of rows slow and large.
+        return f'CREATE TABLE IF NOT EXISTS "{self.name}" (\n    {cols}\n)'
+
+
+C = Column
+
+# Provenance columns every ingestible table carries.
+_PROVENANCE = (
+    C("ingest_id", "BIGINT", description="The ingest_log entry that added the row."),
+    C("source_row", "BIGINT", description="1-based row number of the row in its source file."),
+)
+
+ORDER_STATUSES = ("completed", "cancelled", "returned")
+GENDERS = ("female", "male", "other", "unknown")
+BROWSING_TYPES = (
+    "page_view", "product_view", "add_to_cart", "remove_from_cart",
+    "checkout_start", "purchase", "search", "login",
+)
+EMAIL_TYPES = ("sent", "open", "click", "bounce", "unsubscribe")
+ARMS = ("treatment", "control")
+
+CUSTOMERS = Table(
+    "customers",
+    (
+        C("customer_id", "VARCHAR", True, "The store's customer identifier."),
+        C("email", "VARCHAR", description="Email address, lower-cased and trimmed."),
+        C("first_name", "VARCHAR"),
+        C("last_name", "VARCHAR"),
+        C("signup_date", "DATE", description="Date the account was created."),
+        C("birth_date", "DATE", description="Date of birth, when known."),
+        C("age", "INTEGER", description="Age in years, when the birth date is not known."),
+        C("gender", "VARCHAR", description="One of female, male, other, unknown."),
+        C("country", "VARCHAR", description="ISO 3166-1 alpha-2 code."),
+        C("region", "VARCHAR"),
+        C("city", "VARCHAR"),
+        C("postal_code", "VARCHAR"),
+        C("acquisition_channel", "VARCHAR", description="How the customer first came (organic, paid_search, social, email, referral, ...)."),
+        C("loyalty_member", "BOOLEAN"),
+        C("email_consent", "BOOLEAN", description="May receive marketing email."),
+        C("attributes", "VARCHAR", description="Free attributes as a JSON object."),
+    ) + _PROVENANCE,
+    key=("customer_id",),
+    description="One row per customer.",
+)
+
+PRODUCTS = Table(
+    "products",
+    (
+        C("product_id", "VARCHAR", True),
+        C("name", "VARCHAR"),
+        C("category", "VARCHAR"),
+        C("brand", "VARCHAR"),
+        C("price", "DOUBLE", description="List price in the store currency."),
+        C("price_tier", "VARCHAR", description="budget, mid or premium.", since=2),
+    ) + _PROVENANCE,
+    key=("product_id",),
+    description="The product catalogue.",
+)
+
+ORDERS = Table(
+    "orders",
+    (
+        C("order_id", "VARCHAR", True, "Order identifier; derived from the row's content when the source has none."),
+        C("customer_id", "VARCHAR", description="Empty for guest orders."),
+        C("email", "VARCHAR", description="Buyer email, used to join a customer when the id is missing."),
+        C("order_time", "TIMESTAMP", True),
+        C("status", "VARCHAR", True, "completed, cancelled or returned."),
+        C("currency", "VARCHAR", description="ISO 4217 code."),
+        C("total", "DOUBLE", True, "Amount paid, after discount, in the order currency."),
+        C("discount", "DOUBLE", description="Discount granted on the order."),
+        C("channel", "VARCHAR", description="web, app, store, marketplace, ..."),
+        C("items_count", "DOUBLE", description="Number of units, when the source gives it without lines."),
+    ) + _PROVENANCE,
+    key=("order_id",),
+    description="One row per order.",
+)
+
+ORDER_ITEMS = Table(
+    "order_items",
+    (
+        C("order_id", "VARCHAR", True),
+        C("line_number", "INTEGER", True, "1-based position of the line in its order."),
+        C("product_id", "VARCHAR"),
+        C("product_name", "VARCHAR"),
+        C("category", "VARCHAR"),
+        C("quantity", "DOUBLE", True),
+        C("unit_price", "DOUBLE"),
+        C("line_amount", "DOUBLE", True, "quantity * unit_price unless the source says otherwise."),
+    ) + _PROVENANCE,
+    key=("order_id", "line_number"),
+    description="Order lines.",
+)
+
+BROWSING_EVENTS = Table(
+    "browsing_events",
+    (
+        C("event_id", "VARCHAR", True),
+        C("session_id", "VARCHAR"),
+        C("customer_id", "VARCHAR", description="Set when the visitor is logged in."),
+        C("anonymous_id", "VARCHAR", description="Cookie or device id."),
+        C("event_time", "TIMESTAMP", True),
+        C("event_type", "VARCHAR", True, "page_view, product_view, add_to_cart, checkout_start, purchase, search, login, ..."),
+        C("product_id", "VARCHAR"),
+        C("category", "VARCHAR"),
+        C("search_query", "VARCHAR"),
+    ) + _PROVENANCE,
+    key=("event_id",),
+    description="Web and app behaviour.",
+)
+
+EMAIL_EVENTS = Table(
+    "email_events",
+    (
+        C("event_id", "VARCHAR", True),
+        C("customer_id", "VARCHAR"),
+        C("email", "VARCHAR", description="Used to join the customer when the email tool has no customer id."),
+        C("campaign_id", "VARCHAR"),
+        C("event_time", "TIMESTAMP", True),
+        C("event_type", "VARCHAR", True, "sent, open, click, bounce or unsubscribe."),
+    ) + _PROVENANCE,
+    key=("event_id",),
+    description="Email engagement.",
+)
+
+SURVEY_RESPONSES = Table(
+    "survey_responses",
+    (
+        C("response_id", "VARCHAR", True),
+        C("customer_id", "VARCHAR"),
+        C("email", "VARCHAR"),
+        C("response_time", "TIMESTAMP", True),
+        C("nps", "INTEGER", description="0-10 likelihood to recommend."),
+        C("satisfaction", "INTEGER", description="1-5."),
+        C("interests", "VARCHAR", description="Stated interests, comma separated."),
+    ) + _PROVENANCE,
+    key=("response_id",),
+    description="Survey answers.",
+)
+
+CAMPAIGNS = Table(
+    "campaigns",
+    (
+        C("campaign_id", "VARCHAR", True),
+        C("name", "VARCHAR"),
+        C("channel", "VARCHAR"),
+        C("start_time", "TIMESTAMP"),
+        C("end_time", "TIMESTAMP"),
+        C("description", "VARCHAR"),
+    ) + _PROVENANCE,
+    key=("campaign_id",),
+    description="Marketing campaigns.",
+)
+
+CAMPAIGN_ASSIGNMENTS = Table(
+    "campaign_assignments",
+    (
+        C("campaign_id", "VARCHAR", True),
+        C("customer_id", "VARCHAR", True),
+        C("arm", "VARCHAR", True, "treatment or control."),
+        C("assigned_at", "TIMESTAMP"),
+    ) + _PROVENANCE,
+    key=("campaign_id", "customer_id"),
+    description="Who was in which arm of a campaign.",
+)
+
+CURRENCY_RATES = Table(
+    "currency_rates",
+    (
+        C("currency", "VARCHAR", True, "ISO 4217 code."),
+        C("rate", "DOUBLE", True, "Units of the base currency per unit of this currency."),
+    ) + _PROVENANCE,
+    key=("currency",),
+    description="Conversion into the store's base currency.",
+    since=2,
+)
+
+REJECTS = Table(
+    "rejects",
+    (
+        C("ingest_id", "BIGINT"),
+        C("source", "VARCHAR", description="File path or query."),
+        C("table_name", "VARCHAR"),
+        C("row_number", "BIGINT", description="1-based data row number in the source."),
+        C("column_name", "VARCHAR"),
+        C("raw_value", "VARCHAR"),
+        C("reason", "VARCHAR"),
+        C("raw_row", "VARCHAR", description="The whole source row as JSON."),
+    ),
+    description="Every row that could not be accepted, with its reason.",
+    ingestible=False,
+)
+
+INGEST_LOG = Table(
+    "ingest_log",
+    (
+        C("ingest_id", "BIGINT"),
+        C("file", "VARCHAR"),
+        C("content_hash", "VARCHAR", description="SHA-256 of the file's bytes."),
+        C("table_name", "VARCHAR"),
+        C("rows_read", "BIGINT"),
+        C("rows_accepted", "BIGINT"),
+        C("rows_rejected", "BIGINT"),
+        C("rows_duplicate", "BIGINT"),
+        C("options", "VARCHAR", description="Mapping and reader options as JSON."),
+        C("started_at", "TIMESTAMP"),
+        C("finished_at", "TIMESTAMP"),
+    ),
+    key=("ingest_id",),
+    description="One row per ingested file.",
+    ingestible=False,
+)
+
+SEGMENT_RUNS = Table(
+    "segment_runs",
+    (
+        C("run_id", "VARCHAR"),
+        C("method", "VARCHAR"),
+        C("parameters", "VARCHAR", description="JSON: options, thresholds, segment map."),
+        C("as_of", "DATE"),
+        C("created_at", "TIMESTAMP"),
+        C("n_customers", "BIGINT"),
+    ),
+    key=("run_id",),
+    description="One row per segmentation run.",
+    ingestible=False,
+)
+
+SEGMENT_MEMBERSHIPS = Table(
+    "segment_memberships",
+    (
+        C("run_id", "VARCHAR"),
+        C("customer_id", "VARCHAR"),
+        C("segment", "VARCHAR"),
+    ),
+    key=("run_id", "customer_id"),
+    description="One row per customer and run.",
+    ingestible=False,
+)
+
+RFM_SCORES = Table(
+    "rfm_scores",
+    (
+        C("run_id", "VARCHAR"),
+        C("customer_id", "VARCHAR"),
+        C("recency_days", "DOUBLE"),
+        C("frequency", "DOUBLE"),
+        C("monetary", "DOUBLE"),
+        C("r_score", "INTEGER"),
+        C("f_score", "INTEGER"),
+        C("m_score", "INTEGER"),
+    ),
+    key=("run_id", "customer_id"),
+    description="The scores behind an RFM run.",
+    ingestible=False,
+)
+
+DEMO_PERSONAS = Table(
+    "demo_personas",
+    (
+        C("customer_id", "VARCHAR"),
+        C("persona", "VARCHAR"),
+    ),
+    key=("customer_id",),
+    description="Ground truth of the demo store: the persona each customer was drawn from.",
+    ingestible=False,
+)
+
+INGESTIBLE: dict[str, Table] = {
+    t.name: t
+    for t in (
+        CUSTOMERS, PRODUCTS, ORDERS, ORDER_ITEMS, BROWSING_EVENTS, EMAIL_EVENTS,
+        SURVEY_RESPONSES, CAMPAIGNS, CAMPAIGN_ASSIGNMENTS, CURRENCY_RATES,
+    )
+}
+SYSTEM: dict[str, Table] = {
+    t.name: t for t in (REJECTS, INGEST_LOG, SEGMENT_RUNS, SEGMENT_MEMBERSHIPS, RFM_SCORES, DEMO_PERSONAS)
+}
+TABLES: dict[str, Table] = {**INGESTIBLE, **SYSTEM}
+
+
+def get_table(name: str) -> Table:
+    """Return the declaration of canonical table ``name`` or raise a clear error."""
+    try:
+        return TABLES[name]
+    except KeyError:
+        known = ", ".join(sorted(INGESTIBLE))
+        raise ValueError(f"unknown table {name!r}; known tables: {known}") from None
