@@ -16,7 +16,14 @@ from custseg.store.schema import INGESTIBLE, TABLES
 
 
 class TableSource(Protocol):
+    """What the pipeline needs of an engine."""
+
+    ibis: Any  # the Ibis backend
+
     def table(self, name: str) -> ibis.Table: ...
+
+    def persist(self, name: str, expr: ibis.Table) -> ibis.Table:
+        """Compute ``expr`` once and return a table over the result."""
 
 
 def execute(source: Any, expr: ibis.Expr):
@@ -49,6 +56,15 @@ class SparkSource:
         return src
 
     def table(self, name: str) -> ibis.Table:
+        return self.ibis.table(name)
+
+    def has_table(self, name: str) -> bool:
+        return name in self.ibis.list_tables()
+
+    def persist(self, name: str, expr: ibis.Table) -> ibis.Table:
+        """Compute ``expr`` once into a cached temporary view ``name``."""
+        self.ibis.create_view(name, expr, overwrite=True)
+        self.spark.catalog.cacheTable(name)
         return self.ibis.table(name)
 
 

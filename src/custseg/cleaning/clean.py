@@ -174,15 +174,23 @@ def clean_surveys(source, customers: ir.Table) -> ir.Table:
     return _resolve_customer(s, _email_map(customers))
 
 
-def clean(source) -> CleanTables:
-    """Clean every table of ``source`` (a Store or a SparkSource); returns expressions."""
-    customers = clean_customers(source)
-    orders = clean_orders(source, customers)
+def clean(source, persist: bool = True) -> CleanTables:
+    """Clean every table of ``source`` (a Store or a SparkSource).
+
+    With ``persist`` (default) each cleaned table is computed once and kept as
+    ``clean_<table>`` (a table in the DuckDB store, a cached view on Spark), so
+    that features read it instead of recomputing the cleaning for every block.
+    """
+    def keep(name: str, expr: ir.Table) -> ir.Table:
+        return source.persist(f"clean_{name}", expr) if persist else expr
+
+    customers = keep("customers", clean_customers(source))
+    orders = keep("orders", clean_orders(source, customers))
     return CleanTables(
         customers=customers,
         orders=orders,
-        order_items=clean_order_items(source, orders),
-        browsing_events=clean_browsing(source),
-        email_events=clean_email_events(source, customers),
-        survey_responses=clean_surveys(source, customers),
+        order_items=keep("order_items", clean_order_items(source, orders)),
+        browsing_events=keep("browsing_events", clean_browsing(source)),
+        email_events=keep("email_events", clean_email_events(source, customers)),
+        survey_responses=keep("survey_responses", clean_surveys(source, customers)),
     )

@@ -16,8 +16,8 @@ from custseg.store import DEFAULT_DB, Store
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Rich switches colour and progress bars off by itself when stdout is not a terminal.
-console = Console()
-err_console = Console(stderr=True)
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 DbOption = Annotated[
     Path,

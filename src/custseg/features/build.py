@@ -30,11 +30,10 @@ MAX_CATEGORY_SHARES = 12
 AGE_BANDS = ((18, "18-24"), (25, "25-34"), (35, "35-44"), (45, "45-54"), (55, "55-64"), (65, "65+"))
 
 
-def default_as_of(source, cleaned: CleanTables | None = None) -> dt.date:
+def default_as_of(source) -> dt.date:
     """The day after the last order in ``source``."""
-    cleaned = cleaned or clean(source)
     last = source.ibis.execute(source.table("orders").order_time.max())
-    if last is None or (hasattr(last, "__class__") and str(last) in ("NaT", "nan")):
+    if last is None or str(last) in ("NaT", "nan", "None"):
         raise ValueError("the store has no orders; give --as-of or ingest orders first")
     return (last.date() if hasattr(last, "date") else last) + dt.timedelta(days=1)
 
@@ -259,8 +258,8 @@ def build_features(
     unknown = set(include) - set(BLOCKS)
     if unknown:
         raise ValueError(f"unknown feature blocks {sorted(unknown)}; known: {', '.join(BLOCKS)}")
+    as_of_date = _as_date(as_of) if as_of is not None else default_as_of(source)
     cleaned = cleaned or clean(source)
-    as_of_date = _as_date(as_of) if as_of is not None else default_as_of(source, cleaned)
     cut = ibis.timestamp(dt.datetime.combine(as_of_date, dt.time()))
     as_of_lit = ibis.date(as_of_date)
 

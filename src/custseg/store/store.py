@@ -132,7 +132,9 @@ class Store:
                 f'CAST("{c.name}" AS {c.dtype})' if c.name in arrow.column_names else f"CAST(NULL AS {c.dtype})"
                 for c in table.columns
             )
-            self.con.execute(f'INSERT INTO "{name}" SELECT {select} FROM _append_src')
+            # Name the columns: a migrated store may hold them in another physical order.
+            names = ", ".join(f'"{c.name}"' for c in table.columns)
+            self.con.execute(f'INSERT INTO "{name}" ({names}) SELECT {select} FROM _append_src')
         finally:
             self.con.unregister("_append_src")
         return arrow.num_rows
@@ -149,6 +151,11 @@ class Store:
             finally:
                 self.con.unregister("_replace_src")
         return self.count(name)
+
+    def persist(self, name: str, expr: ibis.Table) -> ibis.Table:
+        """Write ``expr`` to table ``name`` (replacing it) and return the stored table."""
+        self.replace(name, expr)
+        return self.table(name)
 
     def next_id(self, table: str, column: str) -> int:
         return int(self.con.execute(f'SELECT coalesce(max("{column}"), 0) + 1 FROM "{table}"').fetchall()[0][0])
