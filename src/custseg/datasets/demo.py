@@ -71,19 +71,19 @@ _US = 1_000_000
 _P = {
     "loyal_premium": dict(
         share=0.08, cats=(6, 5, 3, 4, 2, 1, 1, 1, 1, 3), tiers=(0.04, 0.28, 0.68),
-        orders_pm=1.1, min_orders=3, extra_lines=1.6, qty=(0.86, 0.11, 0.03),
+        orders_pm=1.1, min_orders=3, extra_lines=1.4, qty=(0.86, 0.11, 0.03),
         disc_p=0.08, disc_pct={10: 0.5, 15: 0.5}, return_p=0.045, cancel_p=0.02, app_p=0.6,
-        sessions_pm=0.15, views=3.0, add_p=0.35, checkout_p=0.3,
+        sessions_pm=0.1, views=3.0, add_p=0.35, checkout_p=0.3,
         open_p=0.55, click_p=0.35, unsub_p=0.002, loyalty_p=0.8, consent_p=0.88,
         age=(42, 10), channels=(3, 1, 1, 2, 2, 0.3, 0.2), nps=(9.0, 1.2), survey_p=0.06,
         lift=0.03, female_p=0.5,
     ),
     "bargain_hunter": dict(
         share=0.17, cats=(1, 3, 4, 3, 2, 1, 2, 5, 1, 0.3), tiers=(0.72, 0.24, 0.04),
-        orders_pm=0.55, min_orders=2, extra_lines=1.2, qty=(0.6, 0.28, 0.12),
+        orders_pm=0.55, min_orders=2, extra_lines=1.0, qty=(0.6, 0.28, 0.12),
         disc_p=0.72, disc_pct={10: 0.2, 15: 0.25, 20: 0.3, 25: 0.15, 30: 0.1},
         return_p=0.07, cancel_p=0.04, app_p=0.45,
-        sessions_pm=0.15, views=5.0, add_p=0.3, checkout_p=0.25,
+        sessions_pm=0.1, views=4.0, add_p=0.3, checkout_p=0.25,
         open_p=0.38, click_p=0.4, unsub_p=0.004, loyalty_p=0.4, consent_p=0.8,
         age=(33, 10), channels=(1, 2, 3, 1, 0.5, 3, 1), nps=(7.0, 1.8), survey_p=0.03,
         lift=0.09, female_p=0.55,
@@ -110,7 +110,7 @@ _P = {
         share=0.15, cats=(4, 4, 1.5, 2, 2, 1, 1, 0.3, 0.5, 2), tiers=(0.15, 0.4, 0.45),
         orders_pm=0.0, min_orders=0, extra_lines=0.0, qty=(1.0, 0.0, 0.0),
         disc_p=0.0, disc_pct={10: 1.0}, return_p=0.0, cancel_p=0.0, app_p=0.4,
-        sessions_pm=0.35, views=6.0, add_p=0.45, checkout_p=0.25,
+        sessions_pm=0.2, views=5.0, add_p=0.45, checkout_p=0.25,
         open_p=0.28, click_p=0.3, unsub_p=0.006, loyalty_p=0.06, consent_p=0.6,
         age=(29, 9), channels=(2, 2, 4, 0.3, 0.5, 1, 0.3), nps=(7.0, 2.0), survey_p=0.01,
         lift=0.0, female_p=0.52,
@@ -244,7 +244,7 @@ _POSTAL_DIGITS = {"DE": 5, "FR": 5, "ES": 5, "IT": 5, "US": 5, "NL": 4, "BE": 4,
 
 _NAMES = {
     "de": (("Anna", "Lena", "Julia", "Sophie", "Laura", "Katrin", "Sabine", "Jana", "Lea", "Hannah",
-            "Jürgen's"[:0] or "Marie", "Claudia"),
+            "Marie", "Claudia"),
            ("Lukas", "Jonas", "Felix", "Maximilian", "Paul", "Thomas", "Stefan", "Jürgen", "Tim",
             "Moritz", "Andreas", "Florian"),
            ("Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker",
@@ -669,7 +669,6 @@ class _Gen:
         self.currency = cur_of_country[country]
         city_names, region_codes = [], []
         city = np.empty(n, dtype=np.int64)
-        postal = pa.nulls(n, pa.string())
         postal_parts: list[tuple[np.ndarray, pa.Array]] = []
         for ci, code in enumerate(codes):
             idx = np.flatnonzero(country == ci)
@@ -1087,7 +1086,6 @@ class _Gen:
         k = 1 + np.minimum(rng.poisson(_persona_array("extra_lines")[persona]), 7)
         line_order, line_rank = _group_index(k)
         lp = persona[line_order]
-        # Gifters buy gifts in the season: toys/jewelry weigh more in November-December.
         cat_w = _persona_matrix("cats")
         cat = _pick(rng, lp, cat_w)
         tier = _pick(rng, lp, _persona_matrix("tiers"))
@@ -1139,7 +1137,7 @@ class _Gen:
         persona = self.persona
         n_personas = len(PERSONAS)
         # Each customer has a web and an app device id; visitors who never register have one.
-        n_visitor_sessions = int(n * 0.25)
+        n_visitor_sessions = int(n * 0.1)
         n_visitors = max(1, int(n_visitor_sessions * 0.7))
         anon_ids = _fixed_ids("", _scrambled(rng, 2 * n + n_visitors), 16, base=16)
 
@@ -1156,16 +1154,16 @@ class _Gen:
         b_start = self.t0 + b_day * _DAY + _seconds_of_day(rng, len(b_cust))
         b_views = 1 + rng.poisson(_persona_array("views")[b_p] - 1)
         b_adds = rng.binomial(b_views, _persona_array("add_p")[b_p])
-        mode = rng.choice(3, len(b_cust), p=[0.4, 0.2, 0.4])  # logged in / logs in / anonymous
+        mode = rng.choice(3, len(b_cust), p=[0.45, 0.25, 0.3])  # logged in / logs in / anonymous
         first_ws = ws[b_cust] & (b_rank == 0)  # every window shopper has a logged-in cart add
         mode[first_ws] = 0
         b_adds[first_ws] = np.maximum(b_adds[first_ws], 1)
         b_ck = (b_adds > 0) & (rng.random(len(b_cust)) < _persona_array("checkout_p")[b_p])
         b_device = b_cust * 2 + (rng.random(len(b_cust)) < _persona_array("app_p")[b_p])
 
-        # Purchase sessions: ~12% of registered orders are tracked end to end.
+        # Purchase sessions: ~8% of registered orders are tracked end to end.
         reg = np.flatnonzero(self.order_owner >= 0)
-        tracked = reg[rng.random(len(reg)) < 0.12]
+        tracked = reg[rng.random(len(reg)) < 0.08]
         t_cust = self.order_owner[tracked]
         t_p = persona[t_cust]
         t_views = np.minimum(self.order_k[tracked], 3)
@@ -1218,60 +1216,77 @@ class _Gen:
             v_prod[is_pur] = self.line_prod[line_start[tracked[tracked_pos]] + v_rank[is_pur]]
         s_first_cat = np.where(views > 0, self.prod_cat[v_prod[np.cumsum(views) - views]], s_cat)
 
-        # Event rows: stage 0 entry, 1 views, 2 adds, 3 login, 4 checkout, 5 purchase.
-        add_rows = np.flatnonzero(v_rank < adds[v_sess])
-        login_s = np.flatnonzero(mode == 1)
-        ck_s = np.flatnonzero(checkout)
-        pu_s = np.flatnonzero(purchase)
-        e_sess = np.concatenate([np.arange(S), v_sess, v_sess[add_rows], login_s, ck_s, pu_s])
-        e_stage = np.concatenate([np.zeros(S, np.int8), np.ones(len(v_sess), np.int8),
-                                  np.full(len(add_rows), 2, np.int8), np.full(len(login_s), 3, np.int8),
-                                  np.full(len(ck_s), 4, np.int8), np.full(len(pu_s), 5, np.int8)])
-        e_rank = np.concatenate([np.zeros(S, np.int64), v_rank, v_rank[add_rows],
-                                 np.zeros(len(login_s) + len(ck_s) + len(pu_s), np.int64)])
-        e_prod = np.concatenate([np.full(S, -1), v_prod, v_prod[add_rows],
-                                 np.full(len(login_s) + len(ck_s) + len(pu_s), -1)])
-        eo = np.lexsort((e_rank, e_stage, e_sess))
-        e_sess, e_stage, e_prod = e_sess[eo], e_stage[eo], e_prod[eo]
-        del e_rank, eo
-        E = len(e_sess)
-        counts = np.bincount(e_sess, minlength=S)
+        del stay, v_cat, is_pur
+        # Event rows, laid out per session without sorting: entry (page_view or search),
+        # the views, the cart adds (of the first viewed products), login, checkout, purchase.
+        login = (mode == 1).astype(np.int32)
+        ck = checkout.astype(np.int32)
+        pu = purchase.astype(np.int32)
+        counts = 1 + views + adds + login + ck + pu
+        E = int(counts.sum())
         first = np.cumsum(counts) - counts
-        gaps = np.floor(rng.exponential(40.0, E)).astype(np.int64) + 3
+        e_sess = np.repeat(np.arange(S, dtype=np.int32), counts)
+        r = (np.arange(E, dtype=np.int64) - first[e_sess]).astype(np.int32)
+        ev = views[e_sess]
+        ea = adds[e_sess]
+        # 0 page_view, 1 product_view, 2 add_to_cart, 3 checkout_start, 4 purchase, 5 search, 6 login
+        e_type = np.full(E, 1, dtype=np.int8)
+        e_type[r > ev] = 2
+        tail = r > ev + ea
+        rt = r - ev - ea  # 1-based position in the tail (login, checkout, purchase)
+        lg, eck = login[e_sess], ck[e_sess]
+        e_type[tail & (rt == 1) & (lg == 1)] = 6
+        e_type[tail & (rt == lg + 1) & (eck == 1)] = 3
+        e_type[tail & (rt == lg + eck + 1) & (pu[e_sess] == 1)] = 4
+        del tail, rt, lg, eck
+        is_entry = r == 0
+        is_search = is_entry & search_entry[e_sess]
+        e_type[is_entry] = 0
+        e_type[is_search] = 5
+        del is_entry
+        has_prod = (e_type == 1) | (e_type == 2)
+        j = np.where(e_type == 2, r - 1 - ev, r - 1)
+        vstart = np.cumsum(views) - views
+        e_prod = np.full(E, -1, dtype=np.int32)
+        e_prod[has_prod] = v_prod[vstart[e_sess[has_prod]] + j[has_prod]]
+        del j, ev, ea, has_prod
+        # Times: a few seconds to minutes between events; purchase sessions end at the order.
+        gaps = (rng.exponential(40.0, E) + 3).astype(np.int64)
         gaps[first] = 0
         cum = np.cumsum(gaps)
-        cum -= cum[first][e_sess]
+        del gaps
+        cum -= np.repeat(cum[first], counts)
         dur = cum[first + counts - 1]
         start = np.where(purchase, anchor - dur, anchor)
-        e_sec = start[e_sess] + cum
-        # Event types.
-        types = ["page_view", "product_view", "add_to_cart", "checkout_start", "purchase", "search", "login"]
-        stage_type = np.array([0, 1, 2, 6, 3, 4])
-        e_type = stage_type[e_stage]
-        is_search = (e_stage == 0) & search_entry[e_sess]
-        e_type[is_search] = 5
-        e_cat = np.where(e_prod >= 0, self.prod_cat[np.maximum(e_prod, 0)], -1)
+        e_sec = np.repeat(start, counts) + cum
+        del cum
+        e_cat = np.where(e_prod >= 0, self.prod_cat[np.maximum(e_prod, 0)], -1).astype(np.int32)
         e_cat[is_search] = s_first_cat[e_sess[is_search]]
-        q_idx = np.full(E, -1)
+        q_idx = np.full(E, -1, dtype=np.int32)
         q_idx[is_search] = e_cat[is_search] * 4 + rng.integers(0, 4, int(is_search.sum()))
+        del is_search
         queries = [q for c in CATEGORIES for q in _SEARCH[c]]
+        types = ["page_view", "product_view", "add_to_cart", "checkout_start", "purchase", "search", "login"]
         # Identity: logged-in sessions carry the customer id throughout; in "logs in"
         # sessions it appears from the login event on; anonymous sessions never have it.
         e_mode = mode[e_sess]
         e_cust = cust[e_sess]
-        known = (e_cust >= 0) & ((e_mode == 0) | ((e_mode == 1) & (e_stage >= 3)))
-        sess_ids = _fixed_ids("", _scrambled(rng, S), 16, base=16)
-        self.t_browsing = _canonical("browsing_events", {
-            "event_id": _fixed_ids("BE", np.arange(1, E + 1), 10),
-            "session_id": sess_ids.take(pa.array(e_sess)),
-            "customer_id": self.cust_ids.take(pa.array(np.maximum(e_cust, 0), mask=~known)),
-            "anonymous_id": anon_ids.take(pa.array(device[e_sess])),
-            "event_time": _ts(e_sec),
-            "event_type": _take(types, e_type),
-            "product_id": self.prod_ids.take(pa.array(np.maximum(e_prod, 0), mask=e_prod < 0)),
-            "category": self.cat_names.take(pa.array(np.maximum(e_cat, 0), mask=e_cat < 0)),
-            "search_query": _take(queries, np.maximum(q_idx, 0), mask=q_idx < 0),
-        })
+        known = (e_cust >= 0) & ((e_mode == 0) | ((e_mode == 1) & (r > views[e_sess] + adds[e_sess])))
+        del e_mode, r
+        cols = {}
+        cols["event_id"] = _fixed_ids("BE", np.arange(1, E + 1), 10)
+        cols["session_id"] = _fixed_ids("", _scrambled(rng, S), 16, base=16).take(pa.array(e_sess))
+        cols["customer_id"] = self.cust_ids.take(pa.array(np.maximum(e_cust, 0), mask=~known))
+        del e_cust, known
+        cols["anonymous_id"] = anon_ids.take(pa.array(device[e_sess]))
+        del e_sess
+        cols["event_time"] = _ts(e_sec)
+        del e_sec
+        cols["event_type"] = _take(types, e_type)
+        cols["product_id"] = self.prod_ids.take(pa.array(np.maximum(e_prod, 0), mask=e_prod < 0))
+        cols["category"] = self.cat_names.take(pa.array(np.maximum(e_cat, 0), mask=e_cat < 0))
+        cols["search_query"] = _take(queries, np.maximum(q_idx, 0), mask=q_idx < 0)
+        self.t_browsing = _canonical("browsing_events", cols)
 
     # -- surveys -----------------------------------------------------------------------------
     def surveys(self) -> None:

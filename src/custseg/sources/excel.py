@@ -74,8 +74,7 @@ def read_excel(con: duckdb.DuckDBPyConnection, path: Path, label: str, location:
             head = None
         else:
             head = [cell_text(v) or "" for v in first[:width]]
-        columns = _names(label, opts, width, head) if head is not None or opts.names else [f"column{i + 1}" for i in range(width)]
-        columns = _dedupe(columns)
+        columns = _dedupe(_names(label, opts, width, head))
         is_date = [True] * width
         seen = [False] * width
         batches: list[pa.RecordBatch] = []

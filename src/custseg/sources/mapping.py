@@ -326,6 +326,8 @@ def check_required(spec: TableSpec, name: str) -> None:
         for k in spec.table.key:
             if k not in spec.fields:
                 raise IngestError(f"{name}: {spec.name} has one row per key, so its key column {k!r} must be mapped")
+            if spec.fields[k].agg:
+                raise IngestError(f"{name}: {spec.name}.{k} is the key; it cannot be an aggregate")
 
 
 def derivable(spec: TableSpec, column: str) -> bool:

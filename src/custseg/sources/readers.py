@@ -325,15 +325,24 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
 
 
-def read_source(con: duckdb.DuckDBPyConnection, path: Path, opts: ReadOptions, raw: str) -> tuple[Source, list[Path]]:
+def read_source(
+    con: duckdb.DuckDBPyConnection, path: Path, opts: ReadOptions, raw: str,
+    *, label: str | None = None, location: str | None = None,
+) -> tuple[Source, list[Path]]:
     """Read ``path`` into temp table ``raw``; return the :class:`Source` and temp files to delete.
+
+    Parameters
+    ----------
+    label, location : str, optional
+        How messages name the source (default: the file name) and what is
+        recorded as its location (default: the absolute path).
 
     Raises
     ------
     IngestError
         For a missing, empty, undecodable or malformed file.
     """
-    label = path.name
+    label = label or path.name
     if not path.exists():
         raise IngestError(f"{path}: file not found")
     if path.is_dir():
@@ -341,7 +350,7 @@ def read_source(con: duckdb.DuckDBPyConnection, path: Path, opts: ReadOptions, r
     if path.stat().st_size == 0:
         raise IngestError(f"{label}: file is empty")
     fmt = opts.format or detect_format(path)
-    location = str(path.resolve())
+    location = location or str(path.resolve())
     if fmt == "parquet":
         return _read_parquet(con, path, label, location, raw), []
     if fmt == "excel":

@@ -1,0 +1,1 @@
+ExportFiles = read_manifest = write_exports = None
