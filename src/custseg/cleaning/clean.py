@@ -25,8 +25,6 @@ Spark. The rules (documented in docs/cleaning.md):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import ibis
 import ibis.expr.types as ir
 
@@ -41,16 +39,41 @@ from custseg.cleaning.normalize import (
 OUTLIER_Z = 3.5
 
 
-@dataclass
 class CleanTables:
-    """The cleaned tables, as Ibis expressions over the source."""
+    """The cleaned tables of a source, computed on first use.
 
-    customers: ir.Table
-    orders: ir.Table
-    order_items: ir.Table
-    browsing_events: ir.Table
-    email_events: ir.Table
-    survey_responses: ir.Table
+    With ``persist`` each table is computed once and kept as ``clean_<table>``
+    (a table in the DuckDB store, a cached view on Spark), so that feature
+    blocks read it instead of recomputing the cleaning; a table no block asks
+    for is never computed.
+    """
+
+    _BUILDERS = {
+        "customers": lambda self: clean_customers(self.source),
+        "orders": lambda self: clean_orders(self.source, self.customers),
+        "order_items": lambda self: clean_order_items(self.source, self.orders),
+        "browsing_events": lambda self: clean_browsing(self.source),
+        "email_events": lambda self: clean_email_events(self.source, self.customers),
+        "survey_responses": lambda self: clean_surveys(self.source, self.customers),
+    }
+
+    def __init__(self, source, persist: bool = True):
+        self.source = source
+        self.persist = persist
+        self._cache: dict[str, ir.Table] = {}
+
+    def get(self, name: str) -> ir.Table:
+        if name not in self._cache:
+            expr = self._BUILDERS[name](self)
+            self._cache[name] = self.source.persist(f"clean_{name}", expr) if self.persist else expr
+        return self._cache[name]
+
+    customers = property(lambda self: self.get("customers"))
+    orders = property(lambda self: self.get("orders"))
+    order_items = property(lambda self: self.get("order_items"))
+    browsing_events = property(lambda self: self.get("browsing_events"))
+    email_events = property(lambda self: self.get("email_events"))
+    survey_responses = property(lambda self: self.get("survey_responses"))
 
 
 def _email_map(customers: ir.Table) -> ir.Table:
@@ -72,36 +95,61 @@ def clean_customers(source) -> ir.Table:
 
 
 def _resolve_customer(t: ir.Table, email_map: ir.Table) -> ir.Table:
-    """Fill ``customer_id`` from the email map where the source has none."""
-    joined = t.left_join(email_map, t.email == email_map.email_key)
-    joined = joined.mutate(customer_id=ibis.coalesce(joined.customer_id, joined.email_customer_id))
-    return joined.drop("email_key", "email_customer_id")
+    """Fill ``customer_id`` from the email map where the source has none.
+
+    Only the rows without an id are joined (most rows have one).
+    """
+    known = t.filter(t.customer_id.notnull())
+    unknown = t.filter(t.customer_id.isnull())
+    unknown = unknown.mutate(email=normalize_email(unknown.email))
+    joined = unknown.left_join(email_map, unknown.email == email_map.email_key)
+    joined = joined.mutate(customer_id=joined.email_customer_id).drop("email_key", "email_customer_id")
+    return known.union(joined.select(*known.columns))
+
+
+def _scalar(source, expr):
+    value = source.ibis.execute(expr)
+    return None if value is None or value != value else float(value)
+
+
+def outlier_bounds(source, orders: ir.Table) -> tuple[float | None, float | None]:
+    """Median and MAD of ln(total) over completed orders with a positive total."""
+    pos = orders.filter((orders.status == "completed") & (orders.total > 0))
+    log_median = _scalar(source, pos.total.ln().median())
+    if log_median is None:
+        return None, None
+    log_mad = _scalar(source, (pos.total.ln() - log_median).abs().median())
+    return log_median, log_mad
 
 
 def clean_orders(source, customers: ir.Table) -> ir.Table:
+    # Ingestion has trimmed every value, turned empty strings into NULL, checked
+    # statuses against the allowed set and lower-cased emails; string work on the
+    # millions of order rows is limited to what that does not cover.
     o = source.table("orders")
-    o = o.mutate(
-        customer_id=clean_text(o.customer_id),
-        email=normalize_email(o.email),
-        status=normalize_label(o.status),
-        currency=clean_text(o.currency).upper(),
-        channel=normalize_label(o.channel),
-    )
-    o = _resolve_customer(o, _email_map(customers))
-
     rates = source.table("currency_rates")
-    rates = rates.select(rate_currency=clean_text(rates.currency).upper(), rate=rates.rate)
-    o = o.left_join(rates, o.currency == rates.rate_currency)
-    has_rates = rates.count() > 0
-    factor = ibis.ifelse(has_rates, ibis.coalesce(o.rate, 1.0), 1.0)
-    o = o.mutate(
-        total=o.total * factor,
-        discount=o.discount * factor,
-        currency_unknown=has_rates & o.rate.isnull() & o.currency.notnull(),
-    ).drop("rate_currency", "rate")
+    if source.ibis.execute(rates.count()) > 0:
+        rates = rates.select(rate_currency=clean_text(rates.currency).upper(), rate=rates.rate)
+        o = o.left_join(rates, o.currency.upper() == rates.rate_currency)
+        o = o.mutate(
+            total=o.total * ibis.coalesce(o.rate, 1.0),
+            discount=o.discount * ibis.coalesce(o.rate, 1.0),
+            fx_rate=ibis.coalesce(o.rate, 1.0),
+            currency_unknown=o.rate.isnull() & o.currency.notnull(),
+        ).drop("rate_currency", "rate")
+    else:
+        o = o.mutate(fx_rate=ibis.literal(1.0), currency_unknown=ibis.literal(False))
 
+    # Outliers on the log scale of completed, positive totals (bounds computed once, as numbers).
+    log_median, log_mad = outlier_bounds(source, o)
+    if log_median is not None and log_mad:
+        cap = ibis.literal(log_median + OUTLIER_Z * log_mad / 0.6745, type="float64").exp()  # DOUBLE, not DECIMAL
+    else:
+        cap = ibis.null("float64")
+
+    o = _resolve_customer(o, _email_map(customers))
     is_credit = o.total < 0
-    o = o.mutate(
+    return o.mutate(
         is_guest=o.customer_id.isnull(),
         is_credit=is_credit,
         net_amount=ibis.cases(
@@ -110,23 +158,9 @@ def clean_orders(source, customers: ir.Table) -> ir.Table:
             else_=0.0,
         ),
         order_date=o.order_time.date(),
+        outlier_cap=cap,
+        is_outlier=(o.status == "completed") & (o.total > 0) & cap.notnull() & (o.total > cap),
     )
-    # Outliers on the log scale of completed, positive totals.
-    pos = o.filter((o.status == "completed") & (o.total > 0))
-    log_total = pos.total.ln()
-    med = log_total.median()
-    bounds = pos.aggregate(log_median=med).cross_join(
-        pos.mutate(dev=(pos.total.ln() - med.as_scalar()).abs()).aggregate(log_mad=lambda t: t.dev.median())
-    )
-    o = o.cross_join(bounds)
-    upper = (o.log_median + OUTLIER_Z * o.log_mad / 0.6745).exp()
-    o = o.mutate(
-        outlier_cap=ibis.ifelse(o.log_mad > 0, upper, ibis.null("float64")),
-    )
-    o = o.mutate(
-        is_outlier=(o.status == "completed") & (o.total > 0) & o.outlier_cap.notnull() & (o.total > o.outlier_cap),
-    ).drop("log_median", "log_mad")
-    return o
 
 
 def clean_order_items(source, orders: ir.Table) -> ir.Table:
@@ -135,8 +169,8 @@ def clean_order_items(source, orders: ir.Table) -> ir.Table:
     p = products.select(p_product_id=products.product_id, p_category=products.category, p_price_tier=products.price_tier)
     i = i.left_join(p, i.product_id == p.p_product_id)
     i = i.mutate(
-        category=normalize_label(ibis.coalesce(clean_text(i.category), i.p_category)),
-        price_tier=normalize_label(i.p_price_tier),
+        category=ibis.coalesce(i.category, i.p_category).lower(),
+        price_tier=i.p_price_tier.lower(),
     ).drop("p_product_id", "p_category", "p_price_tier")
     o = orders.select(
         o_order_id=orders.order_id,
@@ -145,15 +179,17 @@ def clean_order_items(source, orders: ir.Table) -> ir.Table:
         status=orders.status,
         is_guest=orders.is_guest,
         currency=orders.currency,
+        o_fx_rate=orders.fx_rate,
     )
-    i = i.inner_join(o, i.order_id == o.o_order_id).drop("o_order_id")
-    return i
+    i = i.inner_join(o, i.order_id == o.o_order_id)
+    return i.mutate(
+        unit_price=i.unit_price * i.o_fx_rate, line_amount=i.line_amount * i.o_fx_rate,
+    ).drop("o_order_id", "o_fx_rate")
 
 
 def clean_browsing(source) -> ir.Table:
     b = source.table("browsing_events")
-    b = b.mutate(customer_id=clean_text(b.customer_id), anonymous_id=clean_text(b.anonymous_id),
-                 event_type=normalize_label(b.event_type), category=normalize_label(b.category))
+    b = b.mutate(category=b.category.lower())
     seen = b.filter(b.customer_id.notnull() & b.anonymous_id.notnull())
     device = seen.group_by(device_anon=seen.anonymous_id).aggregate(device_customer_id=seen.customer_id.min())
     b = b.left_join(device, b.anonymous_id == device.device_anon)
@@ -162,35 +198,13 @@ def clean_browsing(source) -> ir.Table:
 
 
 def clean_email_events(source, customers: ir.Table) -> ir.Table:
-    e = source.table("email_events")
-    e = e.mutate(customer_id=clean_text(e.customer_id), email=normalize_email(e.email),
-                 event_type=normalize_label(e.event_type))
-    return _resolve_customer(e, _email_map(customers))
+    return _resolve_customer(source.table("email_events"), _email_map(customers))
 
 
 def clean_surveys(source, customers: ir.Table) -> ir.Table:
-    s = source.table("survey_responses")
-    s = s.mutate(customer_id=clean_text(s.customer_id), email=normalize_email(s.email))
-    return _resolve_customer(s, _email_map(customers))
+    return _resolve_customer(source.table("survey_responses"), _email_map(customers))
 
 
 def clean(source, persist: bool = True) -> CleanTables:
-    """Clean every table of ``source`` (a Store or a SparkSource).
-
-    With ``persist`` (default) each cleaned table is computed once and kept as
-    ``clean_<table>`` (a table in the DuckDB store, a cached view on Spark), so
-    that features read it instead of recomputing the cleaning for every block.
-    """
-    def keep(name: str, expr: ir.Table) -> ir.Table:
-        return source.persist(f"clean_{name}", expr) if persist else expr
-
-    customers = keep("customers", clean_customers(source))
-    orders = keep("orders", clean_orders(source, customers))
-    return CleanTables(
-        customers=customers,
-        orders=orders,
-        order_items=keep("order_items", clean_order_items(source, orders)),
-        browsing_events=keep("browsing_events", clean_browsing(source)),
-        email_events=keep("email_events", clean_email_events(source, customers)),
-        survey_responses=keep("survey_responses", clean_surveys(source, customers)),
-    )
+    """The cleaned tables of ``source`` (a Store or a SparkSource), built on first use."""
+    return CleanTables(source, persist)

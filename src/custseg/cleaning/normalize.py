@@ -87,10 +87,18 @@ GENDER_ALIASES: dict[str, str] = {
 }
 
 
+@ibis.udf.scalar.builtin(name="trim")
+def _trim_spaces(value: str) -> str:
+    """SQL ``trim(x)``: strips spaces; the same function on DuckDB and Spark.
+
+    Ibis' ``strip()`` compiles to ``trim(x, <whitespace set>)``, which DuckDB runs
+    about ten times slower; ingestion has already stripped every whitespace.
+    """
+
+
 def clean_text(value: ir.StringValue) -> ir.StringValue:
-    """Trim, collapse to NULL when empty."""
-    v = value.strip()
-    return ibis.ifelse(v == "", ibis.null("string"), v)
+    """Trim spaces, collapse to NULL when empty."""
+    return _trim_spaces(value).nullif("")
 
 
 def normalize_country(value: ir.StringValue) -> ir.StringValue:
