@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import click
 import typer.main
 
 from conftest import ROOT
@@ -11,9 +10,14 @@ from custseg.cli.main import app
 CLI_DOC = ROOT / "docs" / "cli.md"
 
 
-def _commands(cmd: click.Command, path: tuple[str, ...] = ()):
+def _is_group(cmd) -> bool:
+    return hasattr(cmd, "commands")
+
+
+def _commands(cmd, path: tuple[str, ...] = ()):
+    # typer's Click-style command tree (typer vendors click, so no click import).
     yield path, cmd
-    if isinstance(cmd, click.Group):
+    if _is_group(cmd):
         for name, sub in cmd.commands.items():
             yield from _commands(sub, path + (name,))
 
@@ -35,7 +39,7 @@ def test_every_option_is_documented():
     for path, cmd in _all():
         section = _section(text, path)
         for param in cmd.params:
-            if isinstance(param, click.Option):
+            if getattr(param, "param_type_name", "") == "option":
                 for opt in param.opts + param.secondary_opts:
                     if opt.startswith("--") and opt != "--help" and opt not in section:
                         missing.append(f"custseg {' '.join(path)} {opt}".replace("  ", " "))
@@ -62,7 +66,7 @@ def _section(text: str, path: tuple[str, ...]) -> str:
 
 def test_every_command_has_its_own_section():
     text = CLI_DOC.read_text()
-    leaves = [p for p, c in _all() if p and not isinstance(c, click.Group)]
+    leaves = [p for p, c in _all() if p and not _is_group(c)]
     missing = [" ".join(p) for p in leaves if not _section(text, p)]
     assert not missing, f"commands without a '## custseg ...' section in docs/cli.md: {missing}"
 

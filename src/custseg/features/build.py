@@ -126,12 +126,14 @@ def _items_block(items: ir.Table, categories: Sequence[str]) -> ir.Table:
 def _clv_block(orders: ir.Table, as_of: ir.DateScalar) -> ir.Table:
     o = orders.filter((orders.status == "completed") & ~orders.is_credit)
     days = o.group_by(["customer_id", "order_date"]).aggregate(day_value=o.net_amount.sum())
-    days = days.mutate(_first=days.order_date.min().over(group_by=days.customer_id))
+    # Purchase days are distinct per customer, so the first day's value is well defined
+    # (no ties for argmin): repeat value = all days - the first day.
     agg = days.group_by("customer_id").aggregate(
         _n_days=days.count(),
-        _first_day=days._first.min(),
+        _first_day=days.order_date.min(),
         _last_day=days.order_date.max(),
-        _repeat_value=days.day_value.sum(where=days.order_date > days._first),
+        _total_value=days.day_value.sum(),
+        _first_value=days.day_value.argmin(days.order_date),
     )
     x = agg._n_days - 1
     return agg.select(
@@ -139,7 +141,7 @@ def _clv_block(orders: ir.Table, as_of: ir.DateScalar) -> ir.Table:
         clv_x=x.cast("int64"),
         clv_t_x_days=_days(agg._last_day, agg._first_day).cast("float64"),
         clv_T_days=(_days(as_of, agg._first_day) - 1).cast("float64"),
-        clv_mean_repeat_value=ibis.ifelse(x > 0, agg._repeat_value / x, ibis.null("float64")),
+        clv_mean_repeat_value=ibis.ifelse(x > 0, (agg._total_value - agg._first_value) / x, ibis.null("float64")),
     )
 
 
