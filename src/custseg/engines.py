@@ -40,6 +40,8 @@ class SparkSource:
         A running session (``local[*]`` in tests, a cluster in production).
     """
 
+    persist_cleaning = True  # Spark recomputes views; cache the cleaned tables
+
     def __init__(self, spark):
         self.spark = spark
         self.ibis = ibis.pyspark.connect(spark)

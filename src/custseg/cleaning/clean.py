@@ -205,6 +205,14 @@ def clean_surveys(source, customers: ir.Table) -> ir.Table:
     return _resolve_customer(source.table("survey_responses"), _email_map(customers))
 
 
-def clean(source, persist: bool = True) -> CleanTables:
-    """The cleaned tables of ``source`` (a Store or a SparkSource), built on first use."""
+def clean(source, persist: bool | None = None) -> CleanTables:
+    """The cleaned tables of ``source`` (a Store or a SparkSource), built on first use.
+
+    ``persist`` defaults to the engine's preference (``source.persist_cleaning``):
+    DuckDB fuses the cleaning into the feature queries and is faster without an
+    intermediate table (2.5 s instead of 5.9 s for order features on 5M orders);
+    Spark would recompute the cleaning for every block, so it caches it.
+    """
+    if persist is None:
+        persist = getattr(source, "persist_cleaning", False)
     return CleanTables(source, persist)

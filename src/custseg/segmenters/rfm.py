@@ -161,22 +161,26 @@ class RFMSegmenter:
     def _quantile_thresholds(self, features: ir.Table, backend) -> dict[str, list[float]]:
         buyers = _metrics(features)
         n = buyers.count()
-        cuts: dict[str, list[float]] = {}
+        parts = []
         for metric in METRICS:
-            col, higher_better = _METRIC_COLUMNS[metric]
+            _, higher_better = _METRIC_COLUMNS[metric]
             value = buyers[metric]
-            key = value if higher_better else -value
-            rank = ibis.rank().over(order_by=key)
+            rank = ibis.rank().over(order_by=value if higher_better else -value)
             score = 1 + ibis.least(4, ibis.ifelse(n > 1, (5 * rank) // ibis.greatest(n - 1, 1), 0))
-            scored = buyers.mutate(_score=score)
-            agg = scored.group_by("_score").aggregate(
-                lo=scored[metric].min(), hi=scored[metric].max()
-            ).order_by("_score")
-            table = backend.execute(agg)
-            if table.empty:
-                raise ValueError("no customer has a completed order: RFM needs at least one buyer")
-            cuts[metric] = _cut_points(table, higher_better)
-        return cuts
+            scored = buyers.select(_value=value, _score=score)
+            parts.append(
+                scored.group_by("_score")
+                .aggregate(lo=scored._value.min(), hi=scored._value.max())
+                .mutate(metric=ibis.literal(metric))
+            )
+        # One query for the three metrics.
+        table = backend.execute(ibis.union(*parts))
+        if table.empty:
+            raise ValueError("no customer has a completed order: RFM needs at least one buyer")
+        return {
+            metric: _cut_points(table[table.metric == metric], _METRIC_COLUMNS[metric][1])
+            for metric in METRICS
+        }
 
     # -- assigning -------------------------------------------------------------------
     def assign(self, features: ir.Table) -> ir.Table:

@@ -40,6 +40,8 @@ class Store:
     0
     """
 
+    persist_cleaning = False  # DuckDB fuses cleaning into the feature queries
+
     def __init__(self, path: str | os.PathLike = DEFAULT_DB, read_only: bool = False):
         self.path = str(path)
         self.read_only = read_only
