@@ -38,6 +38,27 @@ class DemoResult:
         return frame_table(self.ingest, "Ingested demo exports")
 
 
+def _refuse_to_replace_user_store(db: Path) -> None:
+    """Only a demo store (or an empty one) may be replaced by the demo."""
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error as exc:
+        raise ValueError(f"{db} exists and is not a store custseg can open ({exc}); choose another --db") from None
+    try:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if "orders" not in tables:
+            return
+        n_orders = con.execute("SELECT count(*) FROM orders").fetchall()[0][0]
+        n_demo = con.execute("SELECT count(*) FROM demo_personas").fetchall()[0][0] if "demo_personas" in tables else 0
+    finally:
+        con.close()
+    if n_orders and not n_demo:
+        raise ValueError(f"{db} holds your own data (not a demo store); the demo will not replace it: "
+                         "use --db demo.duckdb")
+
+
 def run_demo(db: str | Path, *, n_customers: int = 10_000, seed: int = 0, exports: str | Path,
              replace: bool = True, on_step: Callable[..., None] | None = None) -> DemoResult:
     """Run the whole batch pipeline on a generated store; return the segment summary."""
@@ -46,6 +67,8 @@ def run_demo(db: str | Path, *, n_customers: int = 10_000, seed: int = 0, export
 
     step = on_step or (lambda *a, **k: None)
     db = Path(db)
+    if replace and db.exists():
+        _refuse_to_replace_user_store(db)
     if replace:
         for p in (db, Path(f"{db}.wal")):
             if p.exists():

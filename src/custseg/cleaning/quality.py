@@ -28,7 +28,9 @@ _TIME_COLUMNS = {
 class QualityReport:
     """Data-quality findings; each attribute is a pandas frame."""
 
-    tables: pd.DataFrame      # table, rows, exact_duplicates, first, last
+    # table, rows, exact_duplicates (extra copies), repeated_rows (distinct rows occurring
+    # more than once), first, last
+    tables: pd.DataFrame
     missing: pd.DataFrame     # table, column, missing, share
     rejects: pd.DataFrame     # table_name, reason, rows
     anomalies: pd.DataFrame   # table, check, rows, detail
@@ -53,12 +55,18 @@ def quality_report(store) -> QualityReport:
         n = store.count(name)
         content = [c for c in table.column_names if c not in _PROVENANCE + _DERIVED_IDS.get(name, ())]
         cols = ", ".join(f'"{c}"' for c in content)
-        dups = _scalar(con, f'SELECT count(*) - (SELECT count(*) FROM (SELECT DISTINCT {cols} FROM "{name}")) FROM "{name}"') if n else 0
+        dups = repeated = 0
+        if n:
+            dups, repeated = con.execute(
+                f'SELECT coalesce(sum(c - 1), 0), count(*) FROM (SELECT count(*) AS c FROM "{name}" '
+                f'GROUP BY ALL HAVING count(*) > 1)'.replace("GROUP BY ALL", f"GROUP BY {cols}")
+            ).fetchall()[0]
         first = last = None
         tcol = _TIME_COLUMNS.get(name)
         if tcol and n:
             first, last = con.execute(f'SELECT min("{tcol}"), max("{tcol}") FROM "{name}"').fetchall()[0]
-        table_rows.append({"table": name, "rows": n, "exact_duplicates": int(dups), "first": first, "last": last})
+        table_rows.append({"table": name, "rows": n, "exact_duplicates": int(dups), "repeated_rows": int(repeated),
+                           "first": first, "last": last})
         if n:
             counts = con.execute(
                 "SELECT " + ", ".join(f'count(*) - count("{c}")' for c in table.column_names if c not in _PROVENANCE)

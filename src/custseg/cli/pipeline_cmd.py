@@ -9,11 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from custseg.cli.common import DbOption, console, handle_errors
+from custseg.cli.common import DEFAULT_DB_PATH, DbOption, console, handle_errors
 from custseg.cli.render import frame_table
-
-DEMO_DB = Path("custseg-demo.duckdb")
-
 
 def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
@@ -28,7 +25,7 @@ def summary_for_display(summary):
 
 @handle_errors
 def demo(
-    db: DbOption = DEMO_DB,
+    db: DbOption = DEFAULT_DB_PATH,
     customers: Annotated[int, typer.Option("--customers", help="Number of demo customers.")] = 10_000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the demo store generator.")] = 0,
     exports: Annotated[Optional[Path], typer.Option("--exports", help="Keep the generated export files in this folder (default: a temporary folder).")] = None,

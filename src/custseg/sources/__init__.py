@@ -6,7 +6,7 @@ new export). ``docs/ingest.md`` is the user guide.
 """
 
 from custseg.sources.errors import IngestError
-from custseg.sources.ingest import IngestResult, RejectSample, TableResult, ingest
+from custseg.sources.loader import IngestResult, RejectSample, TableResult, ingest
 from custseg.sources.mapping import Mapping, parse_mapping
 from custseg.sources.postgres import ingest_postgres
 from custseg.sources.presets import list_presets, load_preset, load_preset_data

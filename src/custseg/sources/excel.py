@@ -10,7 +10,9 @@ import duckdb
 import pyarrow as pa
 
 from custseg.sources.errors import IngestError
-from custseg.sources.readers import ReadOptions, Source, _dedupe, _names, cell_text, file_hash, looks_like_header
+from custseg.sources.readers import (
+    ReadOptions, Source, _dedupe, _names, cell_text, file_hash, looks_like_header, rowid_base,
+)
 
 BATCH = 100_000
 
@@ -118,4 +120,5 @@ def read_excel(con: duckdb.DuckDBPyConnection, path: Path, label: str, location:
     native = {c: "TIMESTAMP" for c, d, s in zip(columns, is_date, seen) if d and s}
     src = Source(label, location, raw, columns, "excel", file_hash(path), rows=table.num_rows, header=bool(header), native=native)
     src.rows = table.num_rows
+    src.row_base = rowid_base(con, raw)
     return src

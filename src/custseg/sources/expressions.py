@@ -18,6 +18,7 @@ reaches the database unquoted.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -108,11 +109,16 @@ def compile_expr(text: str, resolve: Callable[[str], str], *, sql_name: Callable
         raise IngestError(f"expression is longer than {MAX_LENGTH} characters")
     if ";" in text:
         raise IngestError(f"unsafe expression {text!r}: ';' is not allowed ({_HELP})")
+    log = logging.getLogger("sqlglot")
+    level = log.level
+    log.setLevel(logging.ERROR)  # sqlglot warns when it falls back to an opaque command
     try:
         trees = [t for t in sqlglot.parse(text, read="duckdb") if t is not None]
     except Exception as exc:  # sqlglot raises ParseError, TokenError and others
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise IngestError(f"cannot parse expression {text!r}: {first}") from None
+    finally:
+        log.setLevel(level)
     if len(trees) != 1:
         raise IngestError(f"unsafe expression {text!r}: exactly one expression expected ({_HELP})")
     compiler = _Compiler(text, resolve, sql_name or ident)
@@ -135,7 +141,9 @@ class _Compiler:
         return IngestError(f"unsafe expression {self.text!r}: {what} is not allowed ({_HELP})")
 
     # Each walk returns (sql, kind) with kind in {"num", "text", "null"}.
-    def walk(self, node: exp.Expression) -> tuple[str, str]:
+    def walk(self, node: exp.Expression | None) -> tuple[str, str]:
+        if not isinstance(node, exp.Expression):
+            raise self.fail("an incomplete expression")
         if type(node) is exp.Column:
             return self.column(node)
         if type(node) is exp.Literal:
@@ -183,7 +191,11 @@ class _Compiler:
         if isinstance(node, exp.Func):
             name = node.sql_name().lower() if not isinstance(node, exp.Anonymous) else str(node.this).lower()
             raise self.fail(f"function {name}()")
-        raise self.fail(f"{type(node).__name__.lower()} ({node.sql(dialect='duckdb')[:40]!r})")
+        try:
+            shown = f" ({node.sql(dialect='duckdb')[:40]!r})"
+        except Exception:  # noqa: BLE001 - only for the message
+            shown = ""
+        raise self.fail(f"{type(node).__name__.lower()}{shown}")
 
     def only(self, node: exp.Expression, *allowed: str) -> None:
         extra = [k for k, v in node.args.items() if v not in (None, False, []) and k not in allowed]

@@ -330,10 +330,14 @@ def check_required(spec: TableSpec, name: str) -> None:
                 raise IngestError(f"{name}: {spec.name}.{k} is the key; it cannot be an aggregate")
 
 
+#: Tables whose id is derived from the row's content when the source has none (events, CDNOW).
+DERIVED_ID_TABLES = ("orders", "browsing_events", "email_events", "survey_responses")
+
+
 def derivable(spec: TableSpec, column: str) -> bool:
     """True if ``column`` is filled automatically when the mapping leaves it out."""
     key = spec.table.key
-    if spec.per == "line" and len(key) == 1 and column == key[0]:
+    if spec.per == "line" and spec.name in DERIVED_ID_TABLES and column == key[0]:
         return True  # a content-derived id
     return spec.name == "order_items" and column == "line_number"
 

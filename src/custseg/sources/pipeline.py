@@ -25,12 +25,19 @@ from dataclasses import dataclass, field
 from custseg.sources._sql import ident, lit, quoted
 from custseg.sources.errors import IngestError
 from custseg.sources.expressions import compile_expr
-from custseg.sources.mapping import ALLOWED_VALUES, FieldSpec, Rule, TableSpec, derivable
+from custseg.sources.mapping import ALLOWED_VALUES, FieldSpec, Rule, TableSpec
 from custseg.sources.readers import Source
 
 TRIM_CHARS = " \t\r\n\u00a0"
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
+
+
+def did_you_mean(word: str, choices: list[str]) -> str:
+    """`` (did you mean 'X'?)`` for the choice closest to ``word`` (ignoring case), or ''."""
+    lowered = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.8)
+    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
 
 
 def _norm(name: str) -> str:
@@ -75,8 +82,7 @@ class Resolver:
                 return found
         cols = self.src.columns
         listed = ", ".join(cols[:40]) + (f", ... ({len(cols)} columns)" if len(cols) > 40 else "")
-        close = difflib.get_close_matches(names[0], cols, n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean(names[0], cols)
         spelled = " or ".join(repr(n) for n in names)
         if required:
             msg = f"required column {target!r} (mapped from {spelled}) is missing{hint}"
@@ -99,16 +105,16 @@ class FieldSQL:
     label: str
     formats: list[str] | None = None
     native: bool = False
+    lower: bool = False  # lower-case the value (emails, and columns with a fixed set of values)
     extras: list[tuple[str, str, str]] = field(default_factory=list)  # (reason, label, raw) SQL, NULL reason = ok
 
 
 class TableSQL:
     """Builds the text / parse / check query of one :class:`TableSpec` over a relation."""
 
-    def __init__(self, spec: TableSpec, resolver: Resolver, grouped: bool = False):
+    def __init__(self, spec: TableSpec, resolver: Resolver):
         self.spec = spec
         self.r = resolver
-        self.grouped = grouped
         self.used: set[str] = set()  # display names of source columns read (non-aggregate)
 
     # -- level 1: text -----------------------------------------------------------------
@@ -181,7 +187,8 @@ class TableSQL:
             base = lit(f.value) if f.value is not None else "CAST(NULL AS VARCHAR)"
             raw = base
         text = self.modifiers(f, base)
-        return FieldSQL(f.target, dtype, text, raw, label, f.formats, native, extras)
+        lower = f.target == "email" or (self.spec.name, f.target) in ALLOWED_VALUES
+        return FieldSQL(f.target, dtype, text, raw, label, f.formats, native, lower, extras)
 
     def modifiers(self, f: FieldSpec, base: str) -> str:
         whens = [f"WHEN {self.rule_sql(rule, base, f)} THEN {lit(rule.then)}" for rule in f.when]
@@ -224,7 +231,7 @@ class TableSQL:
         dt = fs.dtype
         q = quoted(t)
         if dt == "VARCHAR":
-            return (f"lower({t})" if fs.target == "email" else t), "NULL"
+            return (f"lower({t})" if fs.lower else t), "NULL"
         if dt == "DOUBLE":
             return f"TRY_CAST({t} AS DOUBLE)", f"'cannot parse ' || {q} || ' as a number'"
         if dt in ("INTEGER", "BIGINT"):
@@ -308,9 +315,6 @@ class TableSQL:
         )
         return sql, targets
 
-    def missing_derivable(self) -> list[str]:
-        return [c for c in self.spec.table.column_names if c not in self.spec.fields and derivable(self.spec, c)]
-
 
 def group_sql(spec: TableSpec, resolver: Resolver, view: str) -> tuple[str, TableSQL]:
     """SELECT collapsing the lines of ``view`` to one row per key of ``spec``.
@@ -321,7 +325,7 @@ def group_sql(spec: TableSpec, resolver: Resolver, view: str) -> tuple[str, Tabl
     """
     keyer = TableSQL(spec, resolver)
     keys = [keyer.field_sql(spec.fields[k]).text for k in spec.table.key]
-    plain = TableSQL(spec, resolver, grouped=True)
+    plain = TableSQL(spec, resolver)
     for c in spec.table.column_names:
         f = spec.fields.get(c)
         if f is not None and f.kind != "agg":
@@ -388,5 +392,11 @@ def _agg_items(spec: TableSpec, f: FieldSpec, r: Resolver) -> list[str]:
 
 def source_view_sql(src: Source) -> str:
     """SELECT numbering the rows of ``src.raw`` and trimming its values (empty -> NULL)."""
-    cols = ", ".join(f"nullif(trim(c{i}, {lit(TRIM_CHARS)}), '') AS c{i}" for i in range(len(src.columns)))
-    return f"SELECT rowid + 1 AS __row, 1 AS __w, {cols} FROM {src.raw}"
+    ws = lit(TRIM_CHARS)
+    # Trim only values that start or end with white space: a full trim of every value is 3x slower.
+    cols = ", ".join(
+        f"CASE WHEN c{i} = '' THEN NULL WHEN contains({ws}, c{i}[1]) OR contains({ws}, c{i}[-1]) "
+        f"THEN nullif(trim(c{i}, {ws}), '') ELSE c{i} END AS c{i}"
+        for i in range(len(src.columns))
+    )
+    return f"SELECT {src.row_number} AS __row, 1 AS __w, {cols} FROM {src.raw}"

@@ -5,23 +5,18 @@ columns are ``c0, c1, ...`` (VARCHAR, in file order, one row per data row)
 plus the display names of those columns (the file's headers). Values are read
 as text; parsing to canonical types happens later, in SQL.
 
-Text files (CSV, whitespace, fixed-width, JSON lines) are first scanned once
-in Python chunks: the SHA-256 of the bytes is computed, the encoding is
-detected (charset-normalizer) or checked, and a file in another encoding than
-UTF-8 is transcoded to a temporary UTF-8 copy that DuckDB then reads.
+Text files (CSV, whitespace, fixed-width, JSON lines) are first scanned by
+:mod:`custseg.sources.textscan` (hash, encoding check, transcoding to UTF-8);
+DuckDB then reads them, with every option set explicitly (its sniffer is not
+trusted: on a ragged file it can silently return no rows).
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import datetime as dt
-import gzip
-import hashlib
 import io
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,13 +24,11 @@ import duckdb
 
 from custseg.sources._sql import lit
 from custseg.sources.errors import IngestError
+from custseg.sources.textscan import SAMPLE, Scan, file_hash, open_bytes, scan_text
 
-CHUNK = 8 << 20
-SAMPLE = 256 << 10
 DELIMITERS = (",", ";", "\t", "|")
 _LINE_DELIM = "\x1e\x1f\x1d"  # a separator no text file contains: read whole lines
 _SPACE = "' \t\r\n'"
-_UTF8 = ("utf-8", "utf-8-sig", "ascii")
 _EXT = {
     ".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
     ".ndjson": "jsonl", ".json": "jsonl", ".xlsx": "excel", ".xlsm": "excel",
@@ -71,19 +64,16 @@ class Source:
     delimiter: str | None = None
     header: bool | None = None
     native: dict[str, str] = field(default_factory=dict)
+    row_base: int = 0  # rowid of the first row of ``raw``
+
+    @property
+    def row_number(self) -> str:
+        """SQL for the 1-based data row number of a row of ``raw``."""
+        return f"(rowid - {int(self.row_base)} + 1)"
 
     def col(self, name: str) -> str:
         """The SQL name in ``raw`` of display column ``name``."""
         return f"c{self.columns.index(name)}"
-
-
-@dataclass
-class _Scan:
-    content_hash: str
-    encoding: str
-    text_path: Path
-    sample: str
-    temp: Path | None = None
 
 
 def normalise_delimiter(d: str | None) -> str | None:
@@ -97,15 +87,6 @@ def normalise_delimiter(d: str | None) -> str | None:
     return d
 
 
-def encoding_name(enc: str) -> str:
-    """A canonical, user-facing spelling of an encoding (``latin-1``, ``utf-8``, ``cp1252``)."""
-    try:
-        name = codecs.lookup(enc).name
-    except LookupError:
-        raise IngestError(f"unknown encoding {enc!r}; try utf-8, latin-1 or cp1252") from None
-    return {"iso8859-1": "latin-1", "utf-8-sig": "utf-8-sig"}.get(name, name)
-
-
 def detect_format(path: Path, sample: bytes | None = None) -> str:
     """The format of ``path`` from its extension, or by looking at its first lines."""
     suffixes = [s.lower() for s in path.suffixes]
@@ -117,7 +98,7 @@ def detect_format(path: Path, sample: bytes | None = None) -> str:
     if ext in _EXT:
         return _EXT[ext]
     if sample is None:
-        with _open(path) as fh:
+        with open_bytes(path) as fh:
             sample = fh.read(SAMPLE)
     if sample[:4] == b"PAR1":
         return "parquet"
@@ -127,10 +108,6 @@ def detect_format(path: Path, sample: bytes | None = None) -> str:
     if text.lstrip().startswith(("{", "[")):
         return "jsonl"
     return "csv" if sniff_delimiter(text) is not None else "whitespace"
-
-
-def _open(path: Path):
-    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
 
 
 def sniff_delimiter(text: str) -> str | None:
@@ -152,115 +129,6 @@ def sniff_delimiter(text: str) -> str | None:
         if mode > 1 and score > best_score:
             best, best_score = d, score
     return best if best_score >= 0.8 else None
-
-
-def file_hash(path: Path) -> str:
-    """SHA-256 of the bytes of ``path``."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def detect_encoding(sample: bytes) -> str:
-    """Best guess of the encoding of ``sample``: UTF-8 if it decodes, else charset-normalizer's guess."""
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(sample).best()
-    if best is None:
-        raise IngestError("cannot detect the encoding; give one with --encoding (e.g. latin-1)")
-    return encoding_name(best.encoding)
-
-
-def _suggest_encoding(window: bytes, failed: str) -> str:
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(window).best()
-    guess = encoding_name(best.encoding) if best is not None else None
-    if guess and guess != failed and guess not in _UTF8:
-        return guess
-    return "latin-1" if failed in _UTF8 else "utf-8"
-
-
-def scan_text(path: Path, label: str, encoding: str | None) -> _Scan:
-    """Hash, check (and if needed transcode to UTF-8) a text file in one pass.
-
-    Raises
-    ------
-    IngestError
-        If the file is empty or not valid in the given or detected encoding.
-    """
-    with _open(path) as fh:
-        first = fh.read(CHUNK)
-    if not first.strip():
-        raise IngestError(f"{label}: file is empty")
-    enc = encoding_name(encoding) if encoding else detect_encoding(first[:SAMPLE])
-    if enc in ("ascii", "utf-8"):
-        enc = "utf-8"
-    transcode = enc not in _UTF8
-    h = hashlib.sha256()
-    decoder = codecs.getincrementaldecoder(enc)("strict")
-    out = None
-    temp = None
-    if transcode:
-        fd, name = tempfile.mkstemp(prefix="custseg-", suffix=".utf8" + "".join(path.suffixes[-1:]).replace(".gz", ""))
-        temp = Path(name)
-        out = os.fdopen(fd, "w", encoding="utf-8", newline="")
-    sample_parts: list[str] = []
-    sample_len = 0
-    consumed = 0
-    newlines = 0
-    try:
-        with _open(path) as fh:
-            for chunk in iter(lambda: fh.read(CHUNK), b""):
-                h.update(chunk)
-                pending = decoder.getstate()[0]
-                try:
-                    text = decoder.decode(chunk, final=False)
-                except UnicodeDecodeError as exc:
-                    data = pending + chunk
-                    offset = consumed - len(pending) + exc.start
-                    line = newlines + data[: exc.start].count(b"\n") + 1
-                    window = data[max(0, exc.start - 32768): exc.start + 32768]
-                    raise IngestError(
-                        f"{label}: not valid {enc} at byte {offset} (line {line}); "
-                        f"try --encoding {_suggest_encoding(window, enc)}"
-                    ) from None
-                consumed += len(chunk)
-                newlines += chunk.count(b"\n")
-                if sample_len < SAMPLE:
-                    sample_parts.append(text[: SAMPLE - sample_len])
-                    sample_len += len(sample_parts[-1])
-                if out is not None:
-                    out.write(text)
-            try:
-                tail = decoder.decode(b"", final=True)
-            except UnicodeDecodeError:
-                raise IngestError(
-                    f"{label}: not valid {enc}: the file ends inside a character (byte {consumed}); "
-                    f"try --encoding latin-1"
-                ) from None
-            if out is not None:
-                out.write(tail)
-    except BaseException:
-        if out is not None:
-            out.close()
-            temp.unlink(missing_ok=True)
-        raise
-    if out is not None:
-        out.close()
-    sample = "".join(sample_parts).lstrip("\ufeff")
-    return _Scan(h.hexdigest(), enc, temp or path, sample, temp)
 
 
 def _duck_error(label: str, exc: Exception, skip: int = 0) -> IngestError:
@@ -325,6 +193,11 @@ def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
 
 
+def rowid_base(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """The rowid of the first row of ``table`` (0 once committed; large inside a transaction)."""
+    return int(con.execute(f"SELECT coalesce(min(rowid), 0) FROM {table}").fetchall()[0][0])
+
+
 def read_source(
     con: duckdb.DuckDBPyConnection, path: Path, opts: ReadOptions, raw: str,
     *, label: str | None = None, location: str | None = None,
@@ -374,6 +247,7 @@ def read_source(
             t.unlink(missing_ok=True)
         raise
     src.rows = _count(con, raw)
+    src.row_base = rowid_base(con, raw)
     return src, temps
 
 
@@ -382,14 +256,16 @@ def _data_lines(sample: str, skip: int) -> list[str]:
     return [ln for ln in lines if ln.strip()]
 
 
-def _read_csv(con, scan: _Scan, opts: ReadOptions, src: Source, path: Path) -> None:
+def _read_csv(con, scan: Scan, opts: ReadOptions, src: Source, path: Path) -> None:
     label = src.label
     delim = normalise_delimiter(opts.delimiter)
     body = "\n".join(scan.sample.splitlines()[opts.skip:])
     if delim is None:
         delim = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else (sniff_delimiter(body) or ",")
-    rows = list(csv.reader(io.StringIO(body), delimiter=delim[0] if len(delim) == 1 else ","))
-    rows = [r for r in rows if any(x.strip() for x in r)] if len(delim) == 1 else [body.splitlines()[0].split(delim)]
+    if len(delim) == 1:
+        rows = [r for r in csv.reader(io.StringIO(body), delimiter=delim) if any(x.strip() for x in r)]
+    else:  # DuckDB takes delimiters of up to 4 characters; Python's csv module does not
+        rows = [ln.split(delim) for ln in body.splitlines() if ln.strip()]
     if not rows:
         raise IngestError(f"{label}: file is empty")
     header = opts.header if opts.header is not None else True
@@ -410,7 +286,7 @@ def _read_csv(con, scan: _Scan, opts: ReadOptions, src: Source, path: Path) -> N
         raise _duck_error(label, exc, opts.skip) from None
 
 
-def _read_lines(con, scan: _Scan, opts: ReadOptions, src: Source) -> None:
+def _read_lines(con, scan: Scan, opts: ReadOptions, src: Source) -> None:
     """Whitespace-separated or fixed-width text: read whole lines, split them in SQL."""
     label = src.label
     lines_tbl = f"{src.raw}_lines"
@@ -425,7 +301,8 @@ def _read_lines(con, scan: _Scan, opts: ReadOptions, src: Source) -> None:
     data = _data_lines(scan.sample, opts.skip)
     if not data:
         raise IngestError(f"{label}: file is empty")
-    nonblank = f"(SELECT rowid AS r, line, row_number() OVER (ORDER BY rowid) AS rn FROM {lines_tbl} WHERE trim(line, {_SPACE}) <> '')"
+    base = rowid_base(con, lines_tbl)
+    nonblank = f"(SELECT rowid - {base} AS r, line, row_number() OVER (ORDER BY rowid) AS rn FROM {lines_tbl} WHERE trim(line, {_SPACE}) <> '')"
     if src.format == "fixed":
         widths = opts.widths
         if not widths:
@@ -446,8 +323,7 @@ def _read_lines(con, scan: _Scan, opts: ReadOptions, src: Source) -> None:
         header = opts.header if opts.header is not None else "auto"
         if header == "auto":
             header = looks_like_header(tokens[0], tokens[1] if len(tokens) > 1 else None)
-        body = tokens[1] if header and len(tokens) > 1 else (tokens[0] if not header else None)
-        n = len(body) if body is not None else len(tokens[0])
+        n = len(tokens[1]) if header and len(tokens) > 1 else len(tokens[0])  # fields of the first data row
         src.columns = _names(label, opts, n, tokens[0] if header else None)
         split = f"regexp_split_to_array(trim(line, {_SPACE}), '[ \\t\\r]+')"
         parts = f"(SELECT r, {split} AS f FROM {nonblank} WHERE rn > {int(bool(header))})"
@@ -460,12 +336,13 @@ def _read_lines(con, scan: _Scan, opts: ReadOptions, src: Source) -> None:
     con.execute(f"DROP TABLE {lines_tbl}")
 
 
-def _read_jsonl(con, scan: _Scan, src: Source) -> None:
+def _read_jsonl(con, scan: Scan, src: Source) -> None:
     label = src.label
     objs = f"{src.raw}_json"
     try:
         con.execute(f"CREATE TEMP TABLE {objs} AS SELECT json FROM read_json_objects(?, format='auto')", [str(scan.text_path)])
-        bad = con.execute(f"SELECT rowid, json_type(json) FROM {objs} WHERE json_type(json) <> 'OBJECT' ORDER BY rowid LIMIT 1").fetchall()
+        base = rowid_base(con, objs)
+        bad = con.execute(f"SELECT rowid - {base}, json_type(json) FROM {objs} WHERE json_type(json) <> 'OBJECT' ORDER BY rowid LIMIT 1").fetchall()
     except duckdb.Error as exc:
         raise _duck_error(label, exc) from None
     if bad:
@@ -507,6 +384,7 @@ def _read_parquet(con, path: Path, label: str, location: str, raw: str) -> Sourc
     native = {c: ("TIMESTAMP" if t.startswith("TIMESTAMP") else t) for c, t in zip(cols, types)}
     src = Source(label, location, raw, cols, "parquet", file_hash(path), native=native)
     src.rows = _count(con, raw)
+    src.row_base = rowid_base(con, raw)
     return src
 
 

@@ -84,6 +84,14 @@ class IngestResult:
     seconds: float = 0.0
 
     @property
+    def counts(self) -> dict[str, dict[str, int]]:
+        """``{table: {"read", "accepted", "rejected", "duplicate"}}`` for every target table."""
+        return {
+            t.table: {"read": t.read, "accepted": t.accepted, "rejected": t.rejected, "duplicate": t.duplicate}
+            for t in self.tables.values()
+        }
+
+    @property
     def primary(self) -> TableResult:
         return next(iter(self.tables.values()))
 
@@ -216,18 +224,21 @@ def run(
     temps: list[Path] = []
     con = store.con
     try:
+        # Read outside the transaction: only temp tables are written, and they
+        # are dropped below whatever happens.
+        src, temps = read_source(con, path, opts, raw, label=label, location=location)
+        if m is None:
+            m = identity_mapping(table, src.columns, src.label)
         with store.transaction():
-            try:
-                src, temps = read_source(con, path, opts, raw, label=label, location=location)
-                if m is None:
-                    m = identity_mapping(table, src.columns, src.label)
-                result = _load(store, src, m, tag, started, opts, preset)
-            except duckdb.Error as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise IngestError(f"{label or path.name}: {first}") from None
+            result = _load(store, src, m, tag, started, opts, preset)
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise IngestError(f"{label or path.name}: {first}") from None
     finally:
         for t in temps:
             t.unlink(missing_ok=True)
+        for name in (raw, f"{raw}_lines", f"{raw}_json"):
+            con.execute(f"DROP TABLE IF EXISTS {name}")
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -244,8 +255,8 @@ def _load(store: Store, src: Source, m: Mapping, tag: str, started: dt.datetime,
     base_id = store.next_id("ingest_log", "ingest_id")
     ids = {t.name: base_id + i for i, t in enumerate(m.tables)}
     results: dict[str, TableResult] = {t.name: TableResult(t.name, ids[t.name]) for t in m.tables}
-    done: list[tuple[TableSpec, str, str]] = []  # (spec, P table, key label) of processed key tables
-    temp_objs = [f"VIEW {view}", f"TABLE {src.raw}"]
+    done: list[tuple[TableSpec, str]] = []  # (spec, checked-rows table) of the key tables loaded so far
+    temp_objs = [f"VIEW {view}"]
     for n, spec in enumerate(_ordered(m)):
         rel = view
         if spec.per == "key":
@@ -253,12 +264,12 @@ def _load(store: Store, src: Source, m: Mapping, tag: str, started: dt.datetime,
             rel = f"__cs_g_{tag}_{n}"
             con.execute(f"CREATE TEMP TABLE {rel} AS {gsql}")
             temp_objs.append(f"TABLE {rel}")
-        builder = TableSQL(spec, resolver, grouped=spec.per == "key")
+        builder = TableSQL(spec, resolver)
         select, targets = builder.select(rel)
         p = f"__cs_p_{tag}_{n}"
         con.execute(f"CREATE TEMP TABLE {p} AS {select}")
         temp_objs.append(f"TABLE {p}")
-        for parent, parent_p, _ in done:
+        for parent, parent_p in done:
             _propagate(con, parent, parent_p, spec, p, targets)
         res = results[spec.name]
         _rejects(con, src, spec, p, res.ingest_id)
@@ -272,7 +283,7 @@ def _load(store: Store, src: Source, m: Mapping, tag: str, started: dt.datetime,
         res.read, res.rejected, res.accepted = int(read), int(rejected), int(accepted)
         res.duplicate = res.read - res.rejected - res.accepted
         if spec.per == "key":
-            done.append((spec, p, ""))
+            done.append((spec, p))
     options = {
         "preset": preset,
         "mapping": m.name if preset else (m.raw if not m.is_identity else None),
@@ -331,7 +342,7 @@ def _rejects(con, src: Source, spec: TableSpec, p: str, ingest_id: int) -> None:
         f"INSERT INTO rejects (ingest_id, source, table_name, row_number, column_name, raw_value, reason, raw_row) "
         f"SELECT {ingest_id}, {lit(src.location)}, {lit(spec.name)}, p.__row, p.__col, p.__raw, p.__reason, "
         f"CAST(json_object({pairs}) AS VARCHAR) "
-        f"FROM {p} p JOIN (SELECT rowid + 1 AS __row, * FROM {src.raw}) s ON s.__row = p.__row "
+        f"FROM {p} p JOIN (SELECT {src.row_number} AS __row, * FROM {src.raw}) s ON s.__row = p.__row "
         f"WHERE p.__errn IS NOT NULL ORDER BY p.__row"
     )
 
@@ -362,5 +373,5 @@ def _insert(con, spec: TableSpec, p: str, ins: str, targets: list[str], ingest_i
     select = ", ".join(f"CAST({ident('p_' + c)} AS {dtypes[c]})" for c in cols)
     names = ", ".join(ident(c) for c in cols)
     con.execute(
-        f"INSERT INTO {target} ({names}, ingest_id, source_row) SELECT {select}, {ingest_id}, __row FROM {ins} ORDER BY __row"
+        f"INSERT INTO {target} ({names}, ingest_id, source_row) SELECT {select}, {ingest_id}, __row FROM {ins}"
     )
