@@ -90,3 +90,20 @@ def test_cdnow_sample_features_and_rfm_equal_on_spark(spark, store, tmp_path):
     m_spark = source.ibis.execute(seg_spark.assign(f_spark))
     assert len(m_duck) == 2357
     assert_frames_equal(m_duck, m_spark)
+
+
+def test_demo_store_features_and_rfm_equal_on_spark(spark, store, tmp_path):
+    """Every block (items, email, browsing, demographics, surveys, currencies) on realistic data."""
+    from custseg.datasets import load_demo, make_store
+
+    load_demo(store, make_store(1500, seed=5))
+    source = _spark_copy(spark, store, tmp_path / "pq")
+    f_duck = build_features(store)
+    f_spark = build_features(source)
+    duck, sp = store.to_pandas(f_duck), source.ibis.execute(f_spark)
+    assert len(duck) == 1500 and duck.top_category.notna().any() and duck.sessions_90d.gt(0).any()
+    assert_frames_equal(duck, sp)
+    seg_duck = RFMSegmenter().fit(f_duck, store.ibis)
+    seg_spark = RFMSegmenter().fit(f_spark, source.ibis)
+    assert seg_duck.thresholds_ == seg_spark.thresholds_
+    assert_frames_equal(store.to_pandas(seg_duck.assign(f_duck)), source.ibis.execute(seg_spark.assign(f_spark)))
