@@ -1,4 +1,5 @@
-"""A small hand-built store whose features are computed by hand in the tests."""
+"""Test data loaders: a small hand-built store (features computed by hand in the tests)
+and the CDNOW sample loaded straight into orders."""
 
 from __future__ import annotations
 
@@ -67,3 +68,14 @@ def load_handmade(store) -> None:
         "response_time": [T("2024-01-05"), T("2024-02-05")], "nps": [6, 9], "satisfaction": [3, 5],
         "interests": ["books", "books,toys"],
     }))
+
+
+def load_cdnow_sample(store, path) -> pd.DataFrame:
+    """The Fader-Hardie-Lee CDNOW sample as completed orders (trusted path, no ingestion)."""
+    df = pd.read_csv(path, sep=r"\s+", header=None, dtype={0: str}, names=["cid", "cohort", "date", "cds", "amt"])
+    store.append("orders", pd.DataFrame({
+        "order_id": [f"o{i}" for i in range(len(df))], "customer_id": df.cid,
+        "order_time": pd.to_datetime(df.date.astype(str)), "status": "completed",
+        "total": df.amt, "items_count": df.cds.astype(float),
+    }))
+    return df

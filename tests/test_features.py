@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from custseg.features import build_features
-from handmade import load_handmade
+from handmade import load_cdnow_sample, load_handmade
 from conftest import TEST_DATA
 
 AS_OF = "2024-03-10"
@@ -114,22 +114,11 @@ def test_unknown_block_is_an_error(store):
         build_features(store, AS_OF, include=("orders", "horoscope"))
 
 
-def _load_cdnow_sample(store):
-    df = pd.read_csv(TEST_DATA / "CDNOW_sample.txt", sep=r"\s+", header=None, dtype={0: str},
-                     names=["cid", "cohort", "date", "cds", "amt"])
-    store.append("orders", pd.DataFrame({
-        "order_id": [f"o{i}" for i in range(len(df))], "customer_id": df.cid,
-        "order_time": pd.to_datetime(df.date.astype(str)), "status": "completed",
-        "total": df.amt, "items_count": df.cds.astype(float),
-    }))
-    return df
-
-
 def test_clv_statistics_match_published_cdnow_summary(store):
     """x, t_x, T and zbar of all 2,357 customers of Fader-Hardie-Lee's sample (weeks 1-39)."""
     if not (TEST_DATA / "CDNOW_sample.txt").exists():
         pytest.skip("tests/data/CDNOW_sample.txt missing")
-    df = _load_cdnow_sample(store)
+    df = load_cdnow_sample(store, TEST_DATA / "CDNOW_sample.txt")
     f = store.to_pandas(build_features(store, "1997-10-01", include=("orders", "clv"))).set_index("customer_id")
     summary = pd.read_csv(TEST_DATA / "cdnow_sample_summary.csv")
     ids = list(pd.unique(df.cid))  # the summary numbers customers in file order

@@ -10,7 +10,7 @@ from conftest import TEST_DATA
 from custseg.engines import SparkSource, export_parquet
 from custseg.features import build_features
 from custseg.segmenters import RFMSegmenter
-from handmade import load_handmade
+from handmade import load_cdnow_sample, load_handmade
 
 pyspark = pytest.importorskip("pyspark", reason="Spark tests need the spark extra: pip install 'custseg[spark]'")
 
@@ -71,13 +71,7 @@ def test_handmade_features_equal_on_spark(spark, store, tmp_path):
 
 
 def test_cdnow_sample_features_and_rfm_equal_on_spark(spark, store, tmp_path):
-    df = pd.read_csv(TEST_DATA / "CDNOW_sample.txt", sep=r"\s+", header=None, dtype={0: str},
-                     names=["cid", "cohort", "date", "cds", "amt"])
-    store.append("orders", pd.DataFrame({
-        "order_id": [f"o{i}" for i in range(len(df))], "customer_id": df.cid,
-        "order_time": pd.to_datetime(df.date.astype(str)), "status": "completed",
-        "total": df.amt, "items_count": df.cds.astype(float),
-    }))
+    load_cdnow_sample(store, TEST_DATA / "CDNOW_sample.txt")
     source = _spark_copy(spark, store, tmp_path / "pq")
     f_duck = build_features(store, "1997-10-01")
     f_spark = build_features(source, "1997-10-01")
