@@ -132,6 +132,14 @@ def task_custseg_full(work: Path) -> int:
         return pipeline.build_and_store_features(store)
 
 
+def task_custseg_full_capped(work: Path) -> int:
+    from custseg import Store
+    from custseg import pipeline
+
+    with Store(work / "bench.duckdb", memory_limit="1.5GB") as store:
+        return pipeline.build_and_store_features(store)
+
+
 TASKS = {
     "duckdb_store": ("bare DuckDB", "GROUP BY on the store's orders table", task_duckdb_store),
     "duckdb_parquet": ("bare DuckDB", "GROUP BY on the lines Parquet file", task_duckdb_parquet),
@@ -139,6 +147,7 @@ TASKS = {
     "lifetimes": ("lifetimes", "summary_data_from_transaction_data", task_lifetimes),
     "custseg_rfm": ("custseg", "clean + order/CLV features + RFM run", task_custseg_rfm),
     "custseg_full": ("custseg", "clean + all feature blocks (demo store)", task_custseg_full),
+    "custseg_full_capped": ("custseg", "the same, memory_limit=1.5GB", task_custseg_full_capped),
 }
 
 
@@ -146,6 +155,7 @@ _IMPORTS = {
     "duckdb_store": ["duckdb"], "duckdb_parquet": ["duckdb"], "pandas": ["pandas", "pyarrow"],
     "lifetimes": ["pandas", "pyarrow", "lifetimes.utils"],
     "custseg_rfm": ["custseg", "custseg.pipeline"], "custseg_full": ["custseg", "custseg.pipeline"],
+    "custseg_full_capped": ["custseg", "custseg.pipeline"],
 }
 
 

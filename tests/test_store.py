@@ -68,3 +68,12 @@ def test_missing_folder_is_a_clear_error(tmp_path):
         Store(tmp_path / "nope" / "x.duckdb")
     with pytest.raises(StoreError, match="custseg init"):
         Store(tmp_path / "absent.duckdb", read_only=True)
+
+
+def test_memory_limit_is_applied_and_validated(tmp_path, monkeypatch):
+    with Store(tmp_path / "a.duckdb", memory_limit="512MB") as store:
+        limit = store.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        assert limit.replace(" ", "").lower().startswith(("488", "512"))
+    monkeypatch.setenv("CUSTSEG_MEMORY_LIMIT", "lots")
+    with pytest.raises(StoreError, match="memory limit 'lots'"):
+        Store(tmp_path / "b.duckdb")

@@ -31,6 +31,10 @@ class Store:
         The database file; ``":memory:"`` for a throw-away store.
     read_only : bool, default=False
         Open without taking the write lock (no migrations are applied).
+    memory_limit : str, default=None
+        Cap on DuckDB's memory, such as ``"1.5GB"``; past it DuckDB spills to disk.
+        Default: the ``CUSTSEG_MEMORY_LIMIT`` environment variable, else DuckDB's
+        own default (80% of the machine's memory).
 
     Examples
     --------
@@ -42,7 +46,8 @@ class Store:
 
     persist_cleaning = False  # DuckDB fuses cleaning into the feature queries
 
-    def __init__(self, path: str | os.PathLike = DEFAULT_DB, read_only: bool = False):
+    def __init__(self, path: str | os.PathLike = DEFAULT_DB, read_only: bool = False,
+                 memory_limit: str | None = None):
         self.path = str(path)
         self.read_only = read_only
         if self.path != ":memory:":
@@ -55,6 +60,12 @@ class Store:
             self.con = duckdb.connect(self.path, read_only=read_only)
         except duckdb.IOException as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from None
+        memory_limit = memory_limit or os.environ.get("CUSTSEG_MEMORY_LIMIT")
+        if memory_limit:
+            try:
+                self.con.execute(f"SET memory_limit = '{memory_limit.replace(chr(39), '')}'")
+            except duckdb.Error as exc:
+                raise StoreError(f"memory limit {memory_limit!r} not understood: {exc}") from None
         self.migrations_applied: list[int] = [] if read_only else migrate(self.con)
         self.ibis = ibis.duckdb.from_connection(self.con)
 
