@@ -81,7 +81,7 @@ def ingest_command(
     """Ingest FILE into TABLE: all rows or none; bad rows go to the rejects table."""
     from custseg.sources import ingest
 
-    with open_db(db) as store:
+    with open_db(db) as store, console.status(f"ingesting {file} into {table}"):
         result = ingest(
             store, file, table, preset=preset, mapping=mapping, encoding=encoding, delimiter=delimiter,
             sheet=sheet, fmt=fmt, header=_header(header),
@@ -104,7 +104,7 @@ def ingest_postgres_command(
     """Ingest a PostgreSQL table or query into TABLE (same mappings, rejects and idempotency as files)."""
     from custseg.sources import ingest_postgres
 
-    with open_db(db) as store:
+    with open_db(db) as store, console.status(f"ingesting from PostgreSQL into {table}"):
         result = ingest_postgres(
             store, dsn, table=source_table, query=query, target_table=table, preset=preset, mapping=mapping
         )

@@ -51,7 +51,7 @@ def quality(
     """Print the data-quality report: rows, missing values, duplicates, rejects, outliers, anomalies."""
     from custseg.cleaning.quality import quality_report
 
-    with open_db(db) as store:
+    with open_db(db) as store, console.status("checking data quality"):
         report = quality_report(store)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), default=str, indent=2))
@@ -94,7 +94,7 @@ def segment_rfm(
         if not thresholds.exists():
             raise ValueError(f"thresholds file {thresholds} does not exist")
         cuts = yaml.safe_load(thresholds.read_text())
-    with open_db(db) as store:
+    with open_db(db) as store, console.status("RFM segmentation"):
         run_id = pipeline.segment_rfm(store, method=method, thresholds=cuts,
                                       segment_map=str(segment_map) if segment_map else None)
         summary = pipeline.segment_summary(store, run_id)
