@@ -280,7 +280,7 @@ def test_utf8_bom_and_txt_detected_as_csv(store, tmp_path):
     path.write_bytes("\ufeffcurrency;rate\nEUR;1\nCHF;1,05\n".encode("utf-8"))
     r = ingest(store, path, "currency_rates")
     assert (r.format, r.delimiter, r.encoding) == ("csv", ";", "utf-8-sig")
-    assert r.counts == {"currency_rates": {"read": 2, "accepted": 1, "rejected": 1, "duplicate": 0}}
+    assert r.counts == {"currency_rates": {"read": 2, "accepted": 1, "rejected": 1, "duplicate": 0, "stored": 1}}
     assert rows(store, "SELECT currency, rate FROM currency_rates") == [("EUR", 1.0)]
     assert rows(store, "SELECT column_name, raw_value, reason FROM rejects") == [("rate", "1,05", "cannot parse '1,05' as a number")]
 

@@ -114,6 +114,9 @@ def test_split_rejected_order_rejects_its_lines(store, tmp_path):
 def test_shopify_orders(store):
     r = ingest(store, DATA / "shopify_orders.csv", "orders", preset="shopify_orders")
     assert counts(r) == {"orders": (10, 10, 0, 0), "order_items": (10, 10, 0, 0)}
+    # Ten line rows make fewer orders: "stored" says what each table gained.
+    assert r.tables["orders"].stored == rows(store, "SELECT count(*) FROM orders")[0][0] < 10
+    assert r.tables["order_items"].stored == 10
     assert "Vendor" in r.ignored_columns and "Risk Level" in r.ignored_columns  # extra columns are ignored
     got = rows(store, "SELECT order_id, customer_id, email, order_time, status, currency, total, discount, channel, items_count FROM orders ORDER BY source_row")
     assert got == [

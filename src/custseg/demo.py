@@ -89,6 +89,8 @@ def run_demo(db: str | Path, *, n_customers: int = 10_000, seed: int = 0, export
                             mapping=entry.get("mapping"))
             for table, counts in result.counts.items():
                 rows.append({"file": Path(entry["path"]).name, "table": table, **counts})
+            # read/accepted count source rows; "rows stored" what the table gained (a Shopify
+            # export has one row per order line, so orders store fewer rows than were read).
         store.append("demo_personas", demo.demo_personas)
         step("cleaning and building features")
         n = pipeline.build_and_store_features(store)

@@ -36,10 +36,11 @@ def print_result(result) -> None:
     """A small table of counts per target table, then the first reject reasons."""
     name = result.source if "://" in result.source else Path(result.source).name
     counts = Table(title=escape(f"Ingested {name}"))
-    for col in ("table", "read", "accepted", "rejected", "duplicate"):
+    for col in ("table", "read", "accepted", "rejected", "duplicate", "rows stored"):
         counts.add_column(col, justify="left" if col == "table" else "right")
     for r in result.tables.values():
-        counts.add_row(escape(r.table), f"{r.read:,}", f"{r.accepted:,}", f"{r.rejected:,}", f"{r.duplicate:,}")
+        counts.add_row(escape(r.table), f"{r.read:,}", f"{r.accepted:,}", f"{r.rejected:,}", f"{r.duplicate:,}",
+                       f"{r.stored:,}")
     console.print(counts)
     details = [f"format {result.format}"]
     if result.encoding:

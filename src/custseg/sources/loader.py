@@ -41,6 +41,7 @@ class TableResult:
     ingest_id: int
     read: int = 0
     accepted: int = 0
+    stored: int = 0  # rows added to the table (fewer than accepted when source rows are order lines)
     rejected: int = 0
     duplicate: int = 0
 
@@ -85,9 +86,10 @@ class IngestResult:
 
     @property
     def counts(self) -> dict[str, dict[str, int]]:
-        """``{table: {"read", "accepted", "rejected", "duplicate"}}`` for every target table."""
+        """``{table: {"read", "accepted", "rejected", "duplicate", "stored"}}`` for every target table."""
         return {
-            t.table: {"read": t.read, "accepted": t.accepted, "rejected": t.rejected, "duplicate": t.duplicate}
+            t.table: {"read": t.read, "accepted": t.accepted, "rejected": t.rejected, "duplicate": t.duplicate,
+                      "stored": t.stored}
             for t in self.tables.values()
         }
 
@@ -279,8 +281,8 @@ def _load(store: Store, src: Source, m: Mapping, tag: str, started: dt.datetime,
         read, rejected = con.execute(
             f"SELECT coalesce(sum(__w), 0), coalesce(sum(__w) FILTER (WHERE __errn IS NOT NULL), 0) FROM {p}"
         ).fetchall()[0]
-        accepted = con.execute(f"SELECT coalesce(sum(__w), 0) FROM {ins}").fetchall()[0][0]
-        res.read, res.rejected, res.accepted = int(read), int(rejected), int(accepted)
+        accepted, stored = con.execute(f"SELECT coalesce(sum(__w), 0), count(*) FROM {ins}").fetchall()[0]
+        res.read, res.rejected, res.accepted, res.stored = int(read), int(rejected), int(accepted), int(stored)
         res.duplicate = res.read - res.rejected - res.accepted
         if spec.per == "key":
             done.append((spec, p))
