@@ -10,17 +10,10 @@ from typing import Annotated, Optional
 import typer
 
 from custseg.cli.common import DEFAULT_DB_PATH, DbOption, console, handle_errors
-from custseg.cli.render import frame_table
+from custseg.cli.render import frame_table, summary_for_display
 
 def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
-
-
-def summary_for_display(summary):
-    return summary.rename(columns={
-        "revenue_share": "revenue share", "avg_recency_days": "recency (days)",
-        "avg_frequency": "orders", "avg_monetary": "revenue",
-    })
 
 
 @handle_errors

@@ -39,3 +39,11 @@ def kv_table(data: dict, title: str | None = None) -> Table:
     for k, v in data.items():
         table.add_row(str(k), _fmt(v, str(k)))
     return table
+
+
+def summary_for_display(summary: pd.DataFrame) -> pd.DataFrame:
+    """Segment summary columns in the words of the segment table."""
+    return summary.rename(columns={
+        "revenue_share": "revenue share", "avg_recency_days": "recency (days)",
+        "avg_frequency": "orders", "avg_monetary": "revenue",
+    })

@@ -10,7 +10,7 @@ import typer
 
 from custseg import pipeline
 from custseg.cli.common import DEFAULT_DB_PATH, DbOption, console, handle_errors, open_db
-from custseg.cli.render import frame_table, kv_table
+from custseg.cli.render import frame_table, kv_table, summary_for_display
 from custseg.features import BLOCKS
 
 segment_app = typer.Typer(help="Make segmentation runs.", no_args_is_help=True)
@@ -98,7 +98,7 @@ def segment_rfm(
         run_id = pipeline.segment_rfm(store, method=method, thresholds=cuts,
                                       segment_map=str(segment_map) if segment_map else None)
         summary = pipeline.segment_summary(store, run_id)
-    console.print(frame_table(summary, f"RFM run {run_id}"))
+    console.print(frame_table(summary_for_display(summary), f"RFM run {run_id}"))
 
 
 @segments_app.command("list")
@@ -123,7 +123,7 @@ def segments_show(
     with open_db(db) as store:
         run_id = run or pipeline.latest_run(store)
         summary = pipeline.segment_summary(store, run_id)
-    console.print(frame_table(summary, f"Segments of run {run_id}"))
+    console.print(frame_table(summary_for_display(summary), f"Segments of run {run_id}"))
 
 
 @customers_app.command("show")
@@ -135,14 +135,26 @@ def customers_show(
     """Show one customer: record, features, segments and recent orders."""
     with open_db(db) as store:
         profile = pipeline.customer_profile(store, customer_id)
+    def known(d: dict) -> dict:
+        return {k: v for k, v in d.items() if k not in ("customer_id", "ingest_id", "source_row") and not _missing(v)}
+
     if profile["customer"]:
-        console.print(kv_table({k: v for k, v in profile["customer"].items() if v is not None}, f"Customer {customer_id}"))
+        console.print(kv_table(known(profile["customer"]), f"Customer {customer_id}"))
     if profile["features"]:
-        console.print(kv_table({k: v for k, v in profile["features"].items() if v is not None and k != "customer_id"}, "Features"))
+        console.print(kv_table(known(profile["features"]), "Features"))
     if not profile["segments"].empty:
         console.print(frame_table(profile["segments"], "Segments"))
     if not profile["recent_orders"].empty:
         console.print(frame_table(profile["recent_orders"], "Recent orders"))
+
+
+def _missing(value) -> bool:
+    import pandas as pd
+
+    try:
+        return value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
 
 
 @handle_errors

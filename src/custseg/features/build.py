@@ -58,17 +58,17 @@ def _orders_block(orders: ir.Table, as_of: ir.DateScalar, cap: bool) -> ir.Table
         amount = ibis.ifelse(o.is_outlier, o.outlier_cap, o.net_amount)
     o = o.mutate(_completed=completed, _amount=amount)
     agg = o.group_by("customer_id").aggregate(
-        orders_count=o._completed.sum().cast("int64"),
+        orders_count=o.count(where=o._completed),
         orders_all=o.count(),
         first_order_date=o.order_date.min(where=o._completed),
         last_order_date=o.order_date.max(where=o._completed),
         net_revenue=o._amount.sum(),
         completed_value=o._amount.sum(where=o._completed),
-        discounted_orders=(o._completed & (o.discount.fill_null(0) > 0)).sum(),
+        discounted_orders=o.count(where=o._completed & (o.discount.fill_null(0) > 0)),
         discount_total=o.discount.fill_null(0).sum(where=o._completed),
-        cancelled_orders=(o.status == "cancelled").sum(),
-        returned_orders=(o.status == "returned").sum(),
-        outlier_orders=o.is_outlier.sum(),
+        cancelled_orders=o.count(where=o.status == "cancelled"),
+        returned_orders=o.count(where=o.status == "returned"),
+        outlier_orders=o.count(where=o.is_outlier),
         units_from_orders=o.items_count.sum(where=o._completed),
     )
     return agg.mutate(
@@ -170,18 +170,18 @@ def _browsing_block(events: ir.Table, as_of: ir.DateScalar) -> ir.Table:
         _bought=(b.event_type == "purchase").any(),
     )
     abandon = sessions.group_by(ab_customer_id=sessions.customer_id).aggregate(
-        cart_sessions=sessions._cart.sum(),
+        cart_sessions=sessions.count(where=sessions._cart),
         cart_abandonment_rate=_safe_div(
-            (sessions._cart & ~sessions._bought).sum(), sessions._cart.sum()
+            sessions.count(where=sessions._cart & ~sessions._bought), sessions.count(where=sessions._cart)
         ),
     )
     agg = b.group_by("customer_id").aggregate(
         sessions_30d=b.session_id.nunique(where=age <= 30),
         sessions_90d=b.session_id.nunique(where=age <= 90),
-        product_views_30d=((b.event_type == "product_view") & (age <= 30)).sum(),
-        product_views_90d=((b.event_type == "product_view") & (age <= 90)).sum(),
-        cart_adds=(b.event_type == "add_to_cart").sum(),
-        cart_adds_90d=((b.event_type == "add_to_cart") & (age <= 90)).sum(),
+        product_views_30d=b.count(where=(b.event_type == "product_view") & (age <= 30)),
+        product_views_90d=b.count(where=(b.event_type == "product_view") & (age <= 90)),
+        cart_adds=b.count(where=b.event_type == "add_to_cart"),
+        cart_adds_90d=b.count(where=(b.event_type == "add_to_cart") & (age <= 90)),
         last_visit=b.event_time.max(),
     )
     agg = agg.left_join(abandon, agg.customer_id == abandon.ab_customer_id).drop("ab_customer_id")
