@@ -32,6 +32,7 @@ _SPACE = "' \t\r\n'"
 _EXT = {
     ".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
     ".ndjson": "jsonl", ".json": "jsonl", ".xlsx": "excel", ".xlsm": "excel",
+    ".xls": "excel", ".xlsb": "excel", ".ods": "excel",  # read by python-calamine
 }
 
 
@@ -93,8 +94,6 @@ def detect_format(path: Path, sample: bytes | None = None) -> str:
     if suffixes and suffixes[-1] == ".gz":
         suffixes = suffixes[:-1]
     ext = suffixes[-1] if suffixes else ""
-    if ext == ".xls":
-        raise IngestError(f"{path.name}: old Excel .xls files are not supported; save the sheet as .xlsx or CSV")
     if ext in _EXT:
         return _EXT[ext]
     if sample is None:
