@@ -22,8 +22,6 @@ all 25 (R, FM) cells.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,8 @@ from pathlib import Path
 import ibis
 import ibis.expr.types as ir
 import yaml
+
+from custseg.segmenters.runs import record_run
 
 SEGMENTS = (
     "Champions", "Loyal", "Potential Loyalists", "New Customers", "Promising", "Need Attention",
@@ -283,7 +283,6 @@ def run_rfm(store, segmenter: RFMSegmenter | None = None, *, features: ir.Table 
     assigned = segmenter.assign(features)
     as_of_value = store.ibis.execute(features.as_of.max())
     as_of_date = as_of_value.date() if hasattr(as_of_value, "date") else as_of_value
-    run_id = run_id or f"rfm-{dt.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     params = {
         "method": segmenter.method,
         "thresholds": segmenter.thresholds_,
@@ -291,19 +290,12 @@ def run_rfm(store, segmenter: RFMSegmenter | None = None, *, features: ir.Table 
         "fm_score": "(f_score + m_score + 1) // 2",
         "segment_map": [{"segment": r.segment, "r": list(r.r), "fm": list(r.fm)} for r in segmenter.segment_map_],
     }
-    sql = store.ibis.compile(assigned)
-    with store.transaction() as con:
-        con.execute(f"CREATE TEMP TABLE _rfm AS {sql}")
-        n = con.execute("SELECT count(*) FROM _rfm").fetchall()[0][0]
+
+    def scores(con, rid, tmp):
         con.execute(
-            "INSERT INTO segment_runs VALUES (?, 'rfm', ?, ?, now()::TIMESTAMP, ?)",
-            [run_id, json.dumps(params), as_of_date, n],
+            "INSERT INTO rfm_scores (run_id, customer_id, recency_days, frequency, monetary, r_score, f_score, m_score) "
+            f'SELECT ?, customer_id, recency_days, frequency, monetary, r_score, f_score, m_score FROM "{tmp}"',
+            [rid],
         )
-        con.execute("INSERT INTO segment_memberships SELECT ?, customer_id, segment FROM _rfm", [run_id])
-        con.execute(
-            "INSERT INTO rfm_scores SELECT ?, customer_id, recency_days, frequency, monetary, "
-            "r_score, f_score, m_score FROM _rfm",
-            [run_id],
-        )
-        con.execute("DROP TABLE _rfm")
-    return run_id
+
+    return record_run(store, "rfm", params, as_of_date, assigned, run_id=run_id, also=scores)
