@@ -70,25 +70,41 @@ def _check_run(store, run_id: str) -> None:
 
 
 def segment_summary(store, run_id: str | None = None) -> pd.DataFrame:
-    """Per segment of a run: size, share, revenue share and mean recency, frequency, monetary."""
+    """Per segment of a run: size, share, revenue share and mean recency, frequency, monetary.
+
+    RFM runs use the scores recorded with the run; other runs (rules, clusters) use the
+    stored features (recency_days, orders_count, net_revenue). Shares of overlapping runs
+    are of the run's distinct customers, so they may add up to more than 100%.
+    """
     run_id = run_id or latest_run(store)
     _check_run(store, run_id)
+    method = store.con.execute("SELECT method FROM segment_runs WHERE run_id = ?", [run_id]).fetchall()[0][0]
+    if method == "rfm":
+        source = """SELECT m.segment, m.customer_id, s.recency_days, s.frequency, s.monetary
+                    FROM segment_memberships m
+                    LEFT JOIN rfm_scores s ON s.run_id = m.run_id AND s.customer_id = m.customer_id
+                    WHERE m.run_id = ?"""
+    elif store.has_table(FEATURES_TABLE):
+        source = f"""SELECT m.segment, m.customer_id, f.recency_days, f.orders_count AS frequency,
+                            f.net_revenue AS monetary
+                     FROM segment_memberships m LEFT JOIN "{FEATURES_TABLE}" f USING (customer_id)
+                     WHERE m.run_id = ?"""
+    else:
+        source = """SELECT segment, customer_id, NULL::DOUBLE AS recency_days, NULL::DOUBLE AS frequency,
+                           NULL::DOUBLE AS monetary FROM segment_memberships WHERE run_id = ?"""
     return store.con.execute(
-        """
-        WITH m AS (
-            SELECT m.segment, s.recency_days, s.frequency, s.monetary
-            FROM segment_memberships m
-            LEFT JOIN rfm_scores s ON s.run_id = m.run_id AND s.customer_id = m.customer_id
-            WHERE m.run_id = ?
-        )
+        f"""
+        WITH m AS ({source}),
+        base AS (SELECT count(DISTINCT customer_id) AS n,
+                        sum(monetary) AS revenue FROM (SELECT DISTINCT customer_id, monetary FROM m))
         SELECT segment,
                count(*) AS customers,
-               count(*) / sum(count(*)) OVER () AS share,
-               coalesce(sum(monetary), 0) / nullif(sum(sum(monetary)) OVER (), 0) AS revenue_share,
+               count(*) / any_value(base.n) AS share,
+               coalesce(sum(monetary), 0) / nullif(any_value(base.revenue), 0) AS revenue_share,
                avg(recency_days) AS avg_recency_days,
                avg(frequency) AS avg_frequency,
                avg(monetary) AS avg_monetary
-        FROM m GROUP BY segment ORDER BY customers DESC, segment
+        FROM m, base GROUP BY segment ORDER BY customers DESC, segment
         """,
         [run_id],
     ).df()

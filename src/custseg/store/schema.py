@@ -283,8 +283,8 @@ SEGMENT_MEMBERSHIPS = Table(
         C("customer_id", "VARCHAR"),
         C("segment", "VARCHAR"),
     ),
-    key=("run_id", "customer_id"),
-    description="One row per customer and run.",
+    key=("run_id", "customer_id", "segment"),
+    description="One row per customer and run; one per customer and segment for overlapping (tag) runs.",
     ingestible=False,
 )
 
