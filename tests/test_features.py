@@ -129,3 +129,11 @@ def test_clv_statistics_match_published_cdnow_summary(store):
     assert (m.t_x - m.clv_t_x_days / 7).abs().max() < 0.006  # summary rounded to 2 decimals
     assert (m["T"] - m.clv_T_days / 7).abs().max() < 0.006
     assert (m.zbar - m.clv_mean_repeat_value.fillna(0)).abs().max() < 0.006
+
+
+def test_shares_are_zero_not_null_for_what_a_buyer_never_bought(features):
+    b = features.loc["B"]  # bought only toys (mid tier)
+    assert b.cat_share_books == 0 and b.cat_share_toys == 1
+    assert b.premium_share == 0
+    d = features.loc["D"]  # no order lines at all: unknown
+    assert pd.isna(d.premium_share) and pd.isna(d.cat_share_books)

@@ -106,15 +106,22 @@ def _items_block(items: ir.Table, categories: Sequence[str]) -> ir.Table:
         )
     )
     top = ranked.filter(ranked._rank == 0).select(tc_customer_id="customer_id", top_category="category")
+    # A category the customer never bought is a share of 0 (not NULL) once they have lines.
     shares = {
-        f"cat_share_{_slug(c)}": i.line_amount.sum(where=i.category == c) for c in categories
+        f"cat_share_{_slug(c)}": ibis.coalesce(i.line_amount.sum(where=i.category == c), 0.0) for c in categories
     }
+    tiered = i.price_tier.notnull()
     agg = i.group_by("customer_id").aggregate(
         units=i.quantity.sum(),
         orders_with_items=i.order_id.nunique(),
         distinct_categories=i.category.nunique(),
         distinct_products=i.product_id.nunique(),
-        premium_share=_safe_div(i.line_amount.sum(where=i.price_tier == "premium"), i.line_amount.sum()),
+        # Share of revenue in premium products among lines whose tier is known: 0 for a buyer of
+        # tiered products who bought no premium one, NULL when the catalogue has no tiers.
+        premium_share=_safe_div(
+            ibis.coalesce(i.line_amount.sum(where=i.price_tier == "premium"), 0.0),
+            ibis.coalesce(i.line_amount.sum(where=tiered), 0.0),
+        ),
         _items_revenue=i.line_amount.sum(),
         **shares,
     )
