@@ -35,25 +35,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from _measure import peak_mb  # benchmarks/_measure.py (the script folder is on sys.path)
+
 HERE = Path(__file__).resolve().parent
-
-
-def _peak_mb() -> float:
-    """Peak resident memory of this process (VmHWM: reset on exec, unlike ru_maxrss)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # -- tasks (each runs in its own process) -------------------------------------------------
@@ -68,7 +58,7 @@ def _custseg(work: Path, n_refits: int) -> dict:
         seg = ClusterSegmenter(seed=0, k=k, n_refits=n_refits)
         run_id = run_cluster(store, seg)
         seconds = time.perf_counter() - t0
-        peak = _peak_mb()
+        peak = peak_mb()
         # Outside the clock: keep the labels for the agreement, drop the run.
         store.con.execute(
             f"COPY (SELECT m.customer_id, m.segment FROM segment_memberships m WHERE run_id = ? "
@@ -111,7 +101,7 @@ def _sklearn(work: Path, threads: int | None) -> dict:
         with threadpool_limits(threads):
             labels = KMeans(chosen["k"], n_init=10, random_state=0).fit_predict(matrix)
     seconds = time.perf_counter() - t0
-    peak = _peak_mb()
+    peak = peak_mb()
     pd.DataFrame({"customer_id": frame.customer_id, "label": labels}).to_parquet(
         work / f"labels_sklearn_{threads or 'default'}.parquet")
     return {"seconds": seconds, "peak_mb": peak, "rows": len(frame), "k": chosen["k"]}

@@ -24,12 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _measure import peak_mb  # benchmarks/_measure.py (the script folder is on sys.path)
 
 HERE = Path(__file__).resolve().parent
 
@@ -48,17 +49,6 @@ SELECT customer_id, sum(n_orders) AS orders, min(d) AS first_order, max(d) AS la
        sum(v) FILTER (WHERE d > first_d) / nullif(count(*) - 1, 0) AS mean_repeat_value
 FROM f GROUP BY customer_id
 """
-
-
-def _peak_mb() -> float:
-    """Peak resident memory of this process (VmHWM: reset on exec, unlike ru_maxrss)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # -- tasks (each runs in its own process) -------------------------------------------------
@@ -167,7 +157,7 @@ def run_task(name: str, work: Path) -> None:
     t0 = time.perf_counter()
     rows = TASKS[name][2](work)
     seconds = time.perf_counter() - t0
-    print(json.dumps({"task": name, "seconds": seconds, "rows": rows, "peak_mb": _peak_mb()}))
+    print(json.dumps({"task": name, "seconds": seconds, "rows": rows, "peak_mb": peak_mb()}))
 
 
 # -- set-up ------------------------------------------------------------------------------
