@@ -267,7 +267,7 @@ def build_features(
     unknown = set(include) - set(BLOCKS)
     if unknown:
         raise ValueError(f"unknown feature blocks {sorted(unknown)}; known: {', '.join(BLOCKS)}")
-    as_of_date = _as_date(as_of) if as_of is not None else default_as_of(source)
+    as_of_date = as_date(as_of) if as_of is not None else default_as_of(source)
     cleaned = cleaned or clean(source)
     cut = ibis.timestamp(dt.datetime.combine(as_of_date, dt.time()))
     as_of_lit = ibis.date(as_of_date)
@@ -329,12 +329,23 @@ def build_features(
     return result.order_by("customer_id")
 
 
-def _as_date(value: dt.date | str) -> dt.date:
+def as_date(value) -> dt.date | None:
+    """A date from a date, datetime, pandas Timestamp or ISO string; None for a missing value.
+
+    Raises
+    ------
+    ValueError
+        For text that is not an ISO date (``YYYY-MM-DD``).
+    """
+    if value is None or (isinstance(value, float) and value != value) or str(value) in ("NaT", "None", "nan"):
+        return None
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
         return value
+    if hasattr(value, "to_pydatetime"):
+        return value.to_pydatetime().date()
     try:
-        return dt.date.fromisoformat(str(value))
+        return dt.date.fromisoformat(str(value)[:10])
     except ValueError:
         raise ValueError(f"as_of {value!r} is not a date (YYYY-MM-DD)") from None

@@ -33,6 +33,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from custseg.features.build import as_date
 from custseg.profiles.base import (
     ALL,
     RunInfo,
@@ -293,16 +294,8 @@ def _order_lines(store, cut) -> ir.Table:
     items = clean(store, persist=False).order_items
     i = items.filter((items.status == "completed") & items.customer_id.notnull())
     if cut is not None:
-        i = i.filter(i.order_time < ibis.timestamp(dt.datetime.combine(_as_date(cut), dt.time())))
+        i = i.filter(i.order_time < ibis.timestamp(dt.datetime.combine(as_date(cut), dt.time())))
     return i.select(_icid=i.customer_id, category=i.category, product_id=i.product_id, line_amount=i.line_amount)
-
-
-def _as_date(value) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return pd.Timestamp(value).date()
 
 
 def _top_with_lift(store, m: ir.Table, run_id: str, items: ir.Table, key: str, top: int) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from custseg.segmenters.rules.definitions import (
     check_segment_set,
     load_segment_set,
 )
+from custseg.features.build import as_date
 from custseg.segmenters.runs import new_run_id, record_run
 
 
@@ -78,9 +79,9 @@ class RuleSegmenter:
         if "customer_id" not in features.columns:
             raise ValueError("the features have no customer_id column")
         rules, order = check_segment_set(definition, features.schema())
-        as_of = _date(self.as_of) if self.as_of is not None else None
+        as_of = as_date(self.as_of) if self.as_of is not None else None
         if as_of is None and "as_of" in features.columns:
-            as_of = _date(backend.execute(features.as_of.max()))
+            as_of = as_date(backend.execute(features.as_of.max()))
         if as_of is None and any(r.uses_today for r in rules.values()):
             raise ValueError("the rules use today, but the features have no as_of column: give as_of=")
         stats = list(dict.fromkeys(s for r in rules.values() for s in r.stats))
@@ -192,19 +193,6 @@ def segment_sizes(store, run_id: str, segment_set: SegmentSet | None = None) -> 
     out = pd.DataFrame({"segment": names, "customers": [int(sizes.get(n, 0)) for n in names]})
     out["share"] = out.customers / total if total else float("nan")
     return out
-
-
-def _date(value) -> dt.date | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or str(value) in ("NaT", "None"):
-        return None
-    if isinstance(value, dt.datetime) or hasattr(value, "to_pydatetime"):
-        return pd.Timestamp(value).date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise ValueError(f"as_of {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _number(value) -> float | None:
