@@ -15,3 +15,21 @@ def peak_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def best_run(script: str, task: str, workdir, repeat: int, env: dict | None = None) -> dict:
+    """Run ``script --task TASK --workdir DIR`` in fresh processes; the fastest run's JSON result."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    best = None
+    for _ in range(repeat):
+        out = subprocess.run([sys.executable, script, "--task", task, "--workdir", str(workdir)],
+                             check=False, capture_output=True, text=True, env=env or dict(os.environ))
+        if out.returncode != 0:
+            raise SystemExit(f"task {task} failed:\n{out.stderr[-3000:]}")
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        best = r if best is None or r["seconds"] < best["seconds"] else best
+    return best

@@ -36,12 +36,10 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from _measure import peak_mb  # benchmarks/_measure.py (the script folder is on sys.path)
+from _measure import best_run, peak_mb  # benchmarks/_measure.py (the script folder is on sys.path)
 
 HERE = Path(__file__).resolve().parent
 
@@ -208,16 +206,8 @@ def main() -> None:
     for name in TASKS:
         if name in skip:
             continue
-        best = None
-        for _ in range(args.repeat):
-            out = subprocess.run([sys.executable, __file__, "--task", name, "--workdir", str(args.workdir)],
-                                 check=False, capture_output=True, text=True,
+        results[name] = best_run(__file__, name, args.workdir, args.repeat,
                                  env={**os.environ, "BENCH_CLUSTER_K": json.dumps(args.k)})
-            if out.returncode != 0:
-                raise SystemExit(f"task {name} failed:\n{out.stderr[-3000:]}")
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            best = r if best is None or r["seconds"] < best["seconds"] else best
-        results[name] = best
     agreement(args.workdir, results)
     print()
     print(f"{'tool':<13} {'what':<78} {'rows':>10} {'k':>3} {'time s':>7} {'peak MiB':>9} {'ARI vs custseg':>15}")
