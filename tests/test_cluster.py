@@ -172,7 +172,10 @@ def test_fill_rules_log_and_scaling():
     steps = {s.name: s for s in prep.numeric}
     assert steps["recency_days"].fill_rule == "max"
     assert steps["recency_days"].fill == float(frame.recency_days.max())
-    assert steps["aov"].fill_rule == "zero" and steps["aov"].fill == 0.0 and not steps["aov"].indicator
+    # aov of a customer without orders is undefined: the median of the others, no indicator.
+    assert steps["aov"].fill_rule == "center" and not steps["aov"].indicator
+    assert steps["aov"].fill == pytest.approx(float(frame.aov.median()))
+    assert steps["net_revenue"].fill_rule == "zero"
     assert steps["score"].fill_rule == "median" and steps["score"].indicator  # unknown column: median + indicator
     assert steps["score"].fill == pytest.approx(float(frame.score.median()))
     assert "z_score_missing" in prep.columns
@@ -317,3 +320,14 @@ def test_fit_method_gmm_keeps_what_predict_needs():
     x, _ = make_blobs(300, centers=2, random_state=0)
     fit = fit_method("gmm", x, None, 2, 0)
     assert fit.precisions_cholesky.shape == (2, 2, 2) and fit.weights.sum() == pytest.approx(1.0)
+
+
+def test_an_integer_bound_that_pins_one_value_is_a_number_not_text():
+    """A tree path `orders_count > 0.5 and <= 1.5` becomes `orders_count = 1`, a number."""
+    from custseg.segmenters.cluster.explain import Condition
+    from custseg.segmenters.rules import parse_rule
+
+    assert Condition("orders_count", "=", 1.0).text() == "orders_count = 1"
+    assert Condition("country", "=", "DE").text() == "country = 'DE'"
+    assert Condition("country", "!=", "O'Neil", or_null=True).text() == "(country != 'O''Neil' or country is null)"
+    parse_rule("orders_count = 1", {"orders_count": "int64"})

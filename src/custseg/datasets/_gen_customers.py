@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -63,7 +65,8 @@ class _CustomerSteps:
         before_p = _persona_array("before_p")[persona]
         upper = np.full(len(PERSONAS), D - 14)
         upper[P["lapsed"]] = max(D - LAPSED_SILENCE_DAYS - 120, 1)
-        upper[P["occasional_gifter"]] = D - 40
+        # Gifters sign up before the second-to-last gift season, so they can buy in two.
+        upper[P["occasional_gifter"]] = max((dt.date(self.end.year - 1, 11, 3) - self.start).days, 1)
         before = rng.random(n) < before_p
         signup = np.where(
             before,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -52,9 +54,14 @@ class _OrderSteps:
         n_orders = np.maximum(rng.poisson(rate * months), _persona_array("min_orders")[persona].astype(np.int64))
         n_orders[persona == P["one_time_buyer"]] = 1
         n_orders[persona == P["window_shopper"]] = 0
+        gifter = persona == P["occasional_gifter"]
+        n_orders[gifter] = 0
         cust, _ = _group_index(n_orders)
         p = persona[cust]
         day = _sample_days(rng, self.cdf, p, a[cust], b[cust])
+        g_cust, g_day = self._gift_orders(np.flatnonzero(gifter))
+        cust, day = np.concatenate([cust, g_cust]), np.concatenate([day, g_day])
+        p = persona[cust]
         # Most one-time buyers who sign up during the period buy within days of signing up.
         one = np.flatnonzero((p == P["one_time_buyer"]) & (self.signup[cust] >= 0))
         quick = one[rng.random(len(one)) < 0.6]
@@ -62,6 +69,31 @@ class _OrderSteps:
                                 b[cust[quick]] - 1)
         self.base_cust = cust
         self.base_day = day
+
+    def _gift_orders(self, who: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Gift orders: one per gift season (10 November to 22 December) a gifter was signed up
+        for, each with probability ``season_p``; every gifter orders in at least two seasons
+        (the last two when signed up for fewer). Returns (customer index, day index) per order."""
+        rng = self.rng
+        seasons = []
+        for year in range(self.start.year, self.end.year + 1):
+            lo = (dt.date(year, 11, 10) - self.start).days
+            hi = (dt.date(year, 12, 23) - self.start).days
+            if lo >= 0 and hi <= self.D:
+                seasons.append((lo, hi))
+        if not seasons or not len(who):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        lo = np.array([s[0] for s in seasons])
+        hi = np.array([s[1] for s in seasons])
+        open_ = self.active_from[who][:, None] < hi[None, :] - 7
+        buys = open_ & (rng.random(open_.shape) < _P["occasional_gifter"]["season_p"])
+        short = buys.sum(axis=1) < 2
+        buys[short, -min(2, len(seasons)):] = True
+        r, c = np.nonzero(buys)
+        cust = who[r]
+        start = np.maximum(lo[c], self.active_from[cust])
+        day = _sample_days(rng, self.cdf, np.full(len(r), self.P["occasional_gifter"]), start, hi[c])
+        return cust, day
 
     # -- orders and lines --------------------------------------------------------------------
     def orders_and_lines(self) -> None:

@@ -45,11 +45,15 @@ TABLE_NAMES: tuple[str, ...] = (
 # channel weights CHANNELS, quantity weights 1/2/3 units. Rates are per 30.44-day
 # month. before_p: share who signed up before trading starts; extra_lines: mean
 # lines per order beyond the first; *_p: probabilities; age and nps: (mean, sd);
-# lift: designed absolute lift of the win-back campaign.
+# lift: designed absolute lift of the win-back campaign; season_p (gifters only): chance of
+# an order in each gift season. The personas are planted to be separable on the default
+# clustering features: repeat buyers mostly signed up before trading (order counts do not
+# spread with tenure), one-time buyers' single order completes and mostly used the welcome
+# code, gifters buy big baskets once per gift season.
 _P = {
     "loyal_premium": dict(
-        before_p=0.6, share=0.08, cats=(6, 5, 3, 4, 2, 1, 1, 1, 1, 3), tiers=(0.04, 0.28, 0.68),
-        orders_pm=1.1, min_orders=3, extra_lines=1.4, qty=(0.86, 0.11, 0.03),
+        before_p=0.9, share=0.08, cats=(6, 5, 3, 4, 2, 1, 1, 1, 1, 3), tiers=(0.04, 0.28, 0.68),
+        orders_pm=1.1, min_orders=3, extra_lines=1.8, qty=(0.86, 0.11, 0.03),
         disc_p=0.08, disc_pct={10: 0.5, 15: 0.5}, return_p=0.045, cancel_p=0.02, app_p=0.6,
         sessions_pm=0.1, views=3.0, add_p=0.35, checkout_p=0.3,
         open_p=0.55, click_p=0.35, unsub_p=0.002, loyalty_p=0.8, consent_p=0.88,
@@ -57,9 +61,9 @@ _P = {
         lift=0.03, female_p=0.5,
     ),
     "bargain_hunter": dict(
-        before_p=0.5, share=0.17, cats=(1, 3, 4, 3, 2, 1, 2, 5, 1, 0.3), tiers=(0.72, 0.24, 0.04),
+        before_p=0.9, share=0.17, cats=(1, 3, 4, 3, 2, 1, 2, 5, 1, 0.3), tiers=(0.72, 0.24, 0.04),
         orders_pm=0.55, min_orders=2, extra_lines=1.0, qty=(0.6, 0.28, 0.12),
-        disc_p=0.72, disc_pct={10: 0.2, 15: 0.25, 20: 0.3, 25: 0.15, 30: 0.1},
+        disc_p=0.85, disc_pct={10: 0.2, 15: 0.25, 20: 0.3, 25: 0.15, 30: 0.1},
         return_p=0.07, cancel_p=0.04, app_p=0.45,
         sessions_pm=0.08, views=4.0, add_p=0.3, checkout_p=0.25,
         open_p=0.38, click_p=0.4, unsub_p=0.004, loyalty_p=0.4, consent_p=0.8,
@@ -67,17 +71,17 @@ _P = {
         lift=0.09, female_p=0.55,
     ),
     "one_time_buyer": dict(
-        before_p=0.4, share=0.25, cats=(3, 4, 2, 2, 1.5, 2, 1, 0.5, 0.5, 1), tiers=(0.3, 0.55, 0.15),
-        orders_pm=0.0, min_orders=1, extra_lines=0.5, qty=(0.9, 0.08, 0.02),
-        disc_p=0.3, disc_pct={10: 1.0}, return_p=0.1, cancel_p=0.03, app_p=0.2,
+        before_p=0.4, share=0.25, cats=(3, 4, 2, 2, 1.5, 2, 1, 0.5, 0.5, 1), tiers=(0.45, 0.5, 0.05),
+        orders_pm=0.0, min_orders=1, extra_lines=0.3, qty=(0.9, 0.08, 0.02),
+        disc_p=0.7, disc_pct={10: 1.0}, return_p=0.0, cancel_p=0.0, app_p=0.2,
         sessions_pm=0.02, views=3.0, add_p=0.2, checkout_p=0.2,
         open_p=0.12, click_p=0.12, unsub_p=0.012, loyalty_p=0.05, consent_p=0.62,
         age=(38, 14), channels=(1, 3, 3, 0.3, 0.5, 1, 1), nps=(6.0, 2.5), survey_p=0.015,
         lift=0.0, female_p=0.5,
     ),
     "lapsed": dict(
-        before_p=0.75, share=0.18, cats=(1, 2, 3, 1, 3, 4, 1, 1, 3, 0.5), tiers=(0.25, 0.55, 0.2),
-        orders_pm=0.45, min_orders=2, extra_lines=0.9, qty=(0.85, 0.12, 0.03),
+        before_p=0.95, share=0.18, cats=(1, 2, 3, 1, 3, 4, 1, 1, 3, 0.5), tiers=(0.25, 0.55, 0.2),
+        orders_pm=0.8, min_orders=2, extra_lines=0.9, qty=(0.85, 0.12, 0.03),
         disc_p=0.15, disc_pct={10: 0.6, 15: 0.4}, return_p=0.06, cancel_p=0.03, app_p=0.25,
         sessions_pm=0.1, views=3.0, add_p=0.25, checkout_p=0.25,
         open_p=0.1, click_p=0.12, unsub_p=0.015, loyalty_p=0.2, consent_p=0.65,
@@ -94,9 +98,9 @@ _P = {
         lift=0.0, female_p=0.52,
     ),
     "occasional_gifter": dict(
-        before_p=0.6, share=0.17, cats=(1.5, 1, 1, 2, 0.5, 2.5, 6, 0.3, 0.3, 4), tiers=(0.15, 0.55, 0.3),
-        orders_pm=2.0 / 12.17, min_orders=1, extra_lines=1.0, qty=(0.8, 0.15, 0.05),
-        disc_p=0.2, disc_pct={10: 0.4, 15: 0.3, 20: 0.3}, return_p=0.03, cancel_p=0.02, app_p=0.2,
+        before_p=0.9, share=0.17, cats=(1.5, 1, 1, 3, 0.5, 3, 6, 0.3, 0.3, 2), tiers=(0.05, 0.45, 0.5),
+        orders_pm=0.0, min_orders=2, season_p=0.9, extra_lines=2.5, qty=(0.8, 0.15, 0.05),
+        disc_p=0.1, disc_pct={10: 0.4, 15: 0.3, 20: 0.3}, return_p=0.01, cancel_p=0.005, app_p=0.2,
         sessions_pm=0.06, views=4.0, add_p=0.3, checkout_p=0.25,
         open_p=0.22, click_p=0.25, unsub_p=0.006, loyalty_p=0.15, consent_p=0.72,
         age=(52, 12), channels=(2, 2, 0.5, 1.5, 1.5, 0.3, 0.3), nps=(8.0, 1.5), survey_p=0.03,

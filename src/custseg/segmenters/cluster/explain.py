@@ -49,7 +49,7 @@ class Condition:
                 "=": value == self.value}[self.op]
 
     def text(self) -> str:
-        if self.op in ("=", "!="):
+        if self.op in ("=", "!=") and isinstance(self.value, str):
             if self.value == MISSING:
                 return f"{self.feature} {'is null' if self.op == '=' else 'is not null'}"
             core = f"{self.feature} {self.op} '{str(self.value).replace(chr(39), chr(39) * 2)}'"

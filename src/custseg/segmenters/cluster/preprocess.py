@@ -4,10 +4,13 @@ Numeric features go through four steps, in this order, each with constants
 fitted on the sample and recorded with the run:
 
 1. **fill** a missing value (``NULL``) by the rule of :data:`FILL_RULES`:
-   ``zero`` (counts, money and rates of customers with nothing to count),
-   ``max`` (durations such as ``recency_days`` of a customer who never
-   ordered: as long ago as the longest observed one), or, for a column without
-   a rule, the sample ``median`` plus a 0/1 indicator column ``<name>_missing``;
+   ``zero`` (counts and money of customers with nothing to count),
+   ``center`` (averages and rates undefined without orders or emails, such as
+   ``aov`` or ``email_open_rate``: the sample median of the known values, so
+   that "undefined" does not become an extreme value of its own), ``max``
+   (durations such as ``recency_days`` of a customer who never ordered: as
+   long ago as the longest observed one), or, for a column without a rule, the
+   sample ``median`` plus a 0/1 indicator column ``<name>_missing``;
 2. **log1p**, ``ln(1 + x)``, of skewed non-negative features: with
    ``log_transform="auto"`` a feature is logged when its sample minimum is at
    least 0, its maximum above 1 (rates and shares in [0, 1] stay linear) and its
@@ -70,13 +73,15 @@ _ZERO = (
 #: How a missing value of a known feature column is filled (see the module documentation).
 #: ``cat_share_*`` columns are filled with zero too.
 FILL_RULES: dict[str, str] = {**{name: "zero" for name in _ZERO},
-                              "recency_days": "max", "avg_days_between_orders": "max"}
+                              "recency_days": "max", "avg_days_between_orders": "max",
+                              **{name: "center" for name in ("aov", "discount_rate", "premium_share",
+                                                             "email_open_rate", "email_click_rate")}}
 MISSING = "(missing)"
 OTHER = "(other)"
 
 
 def fill_rule(name: str) -> str:
-    """The fill rule of a numeric feature: ``zero``, ``max`` or ``median`` (with an indicator)."""
+    """The fill rule of a numeric feature: ``zero``, ``center``, ``max`` or ``median`` (with an indicator)."""
     if name.startswith("cat_share_"):
         return "zero"
     return FILL_RULES.get(name, "median")
@@ -354,6 +359,8 @@ def fit_preprocessing(
             raise ValueError(f"feature {name} has no value for any customer in the sample; leave it out")
         elif rule == "max":
             fill = float(known.max())
+        elif rule == "center":
+            fill = float(np.median(known))
         else:
             fill = float(np.median(known))
         indicator = rule == "median" and bool(np.isnan(raw).any())
