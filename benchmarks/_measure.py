@@ -17,6 +17,25 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def reset_peak() -> dict:
+    """Reset this process's peak (VmHWM) to its current resident memory, so that ``peak_mb()``
+    afterwards minus the returned ``rss_mb`` is what the code in between added; ``peak_mb`` is the
+    peak before the reset. Where the kernel does not allow it, the peak is left as it is."""
+    before = peak_mb()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+    rss = None
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return {"peak_mb": before, "rss_mb": rss if rss is not None else before}
+
+
 def best_run(script: str, task: str, workdir, repeat: int, env: dict | None = None) -> dict:
     """Run ``script --task TASK --workdir DIR`` in fresh processes; the fastest run's JSON result."""
     import json

@@ -35,13 +35,17 @@ def test_demo_fills_every_table_and_records_a_run(demo_db, tmp_path):
         log = store.to_pandas("ingest_log")
         assert (log.rows_read == log.rows_accepted + log.rows_rejected + log.rows_duplicate).all()
         assert store.count("customer_features") == 1500
-        assert len(store.to_pandas("segment_runs")) == 1
+        assert sorted(store.to_pandas("segment_runs").method) == ["rfm", "value"]
+        assert store.count("clv_predictions") == store.con.execute(
+            "SELECT count(*) FROM customer_features WHERE clv_x IS NOT NULL").fetchall()[0][0]  # every buyer
+        assert sorted(store.to_pandas("clv_models").model) == ["bgnbd", "gammagamma"]
 
 
 def test_demo_is_reproducible(demo_db, tmp_path):
     again = tmp_path / "again.duckdb"
     assert run("demo", "--db", again, "--customers", 1500, "--seed", 3).exit_code == 0
-    q = "SELECT customer_id, segment FROM segment_memberships ORDER BY customer_id"
+    q = ("SELECT r.method, m.customer_id, m.segment FROM segment_memberships m JOIN segment_runs r USING (run_id) "
+         "ORDER BY r.method, m.customer_id")
     with Store(demo_db, read_only=True) as a, Store(again, read_only=True) as b:
         assert a.con.execute(q).df().equals(b.con.execute(q).df())
 
@@ -118,7 +122,7 @@ def test_demo_refuses_to_replace_a_users_store(tmp_path):
 
 def test_init_creates_and_reports_version(tmp_path):
     r = run("init", "--db", tmp_path / "new.duckdb")
-    assert r.exit_code == 0 and "schema version 2" in r.output
+    assert r.exit_code == 0 and "schema version 3" in r.output
     r = run("init", "--db", tmp_path / "new.duckdb")
     assert "up to date" in r.output
 

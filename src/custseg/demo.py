@@ -1,4 +1,4 @@
-"""The demo pipeline: generate a store, write its exports, ingest them, features, RFM.
+"""The demo pipeline: generate a store, write its exports, ingest them, features, RFM, CLV.
 
 Nothing is bypassed: the generated export files go through the same
 ingestion (presets and user mappings) as a real store's files.
@@ -30,6 +30,8 @@ class DemoResult:
     n_customers: int
     n_orders: int
     as_of: dt.date
+    value_run_id: str | None = None
+    value_summary: pd.DataFrame | None = None
 
     @property
     def ingest_table(self) -> Table:
@@ -97,7 +99,24 @@ def run_demo(db: str | Path, *, n_customers: int = 10_000, seed: int = 0, export
         step("RFM segmentation")
         run_id = pipeline.segment_rfm(store)
         summary = pipeline.segment_summary(store, run_id)
+        step("CLV: BG/NBD and Gamma-Gamma, predictions, value × risk segments")
+        value_run_id, value_table = _clv(store, seed)
         as_of = store.con.execute("SELECT max(as_of) FROM customer_features").fetchall()[0][0]
         n_orders = store.count("orders")
     return DemoResult(run_id=run_id, summary=summary, ingest=pd.DataFrame(rows), n_customers=n,
-                      n_orders=n_orders, as_of=as_of.date() if hasattr(as_of, "date") else as_of)
+                      n_orders=n_orders, as_of=as_of.date() if hasattr(as_of, "date") else as_of,
+                      value_run_id=value_run_id, value_summary=value_table)
+
+
+def _clv(store, seed: int) -> tuple[str, pd.DataFrame]:
+    """Fit BG/NBD and Gamma-Gamma on all the data, score every buyer over a year, segment by value × risk."""
+    from custseg.clv.predict import fit_model, predict, save_model, save_predictions
+    from custseg.clv.segments import run_value_segments, value_summary
+
+    purchases = fit_model(store, "bgnbd")
+    spend = fit_model(store, "gammagamma")
+    save_model(store, purchases)
+    save_model(store, spend)
+    pid = save_predictions(store, predict(store, purchases, spend, horizon_days=365, seed=seed))
+    run_id = run_value_segments(store, pid)
+    return run_id, value_summary(store, run_id)

@@ -40,7 +40,7 @@ def _register() -> None:
     # `custseg --help` lists them all.
     import importlib
 
-    for name in ("store_cmd", "ingest_cmd", "pipeline_cmd", "rules_cmd", "cluster_cmd", "profile_cmd"):
+    for name in ("store_cmd", "ingest_cmd", "pipeline_cmd", "rules_cmd", "cluster_cmd", "profile_cmd", "clv_cmd"):
         try:
             module = importlib.import_module(f"custseg.cli.{name}")
         except ModuleNotFoundError as exc:

@@ -24,7 +24,7 @@ def demo(
     exports: Annotated[Optional[Path], typer.Option("--exports", help="Keep the generated export files in this folder (default: a temporary folder).")] = None,
     replace: Annotated[bool, typer.Option("--replace/--keep", help="Start from an empty store file (default) or add to it.")] = True,
 ) -> None:
-    """Build the demo store, ingest its exports, clean, build features, run RFM, show the segments."""
+    """Build the demo store, ingest its exports, clean, build features, run RFM and CLV, show the segments."""
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from custseg.demo import run_demo
@@ -46,6 +46,9 @@ def demo(
             result = run_demo(db, n_customers=customers, seed=seed, exports=folder, replace=replace, on_step=step)
     console.print(result.ingest_table)
     console.print(frame_table(summary_for_display(result.summary), f"RFM segments of the demo store ({result.run_id})"))
+    if result.value_summary is not None:
+        console.print(frame_table(result.value_summary.round(3),
+                                  f"Value × risk segments from predicted 1-year CLV ({result.value_run_id})"))
     console.print(
         f"\n{result.n_customers:,} customers, {result.n_orders:,} orders, features as of {result.as_of:%Y-%m-%d}; "
         f"store {db}; {time.perf_counter() - started:.1f} s.\n"

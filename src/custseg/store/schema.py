@@ -305,6 +305,55 @@ RFM_SCORES = Table(
     ingestible=False,
 )
 
+CLV_MODELS = Table(
+    "clv_models",
+    (
+        C("model_id", "VARCHAR"),
+        C("model", "VARCHAR", description="bgnbd, paretonbd or gammagamma."),
+        C("created_at", "TIMESTAMP"),
+        C("calibration_start", "DATE", description="First purchase day in the calibration data."),
+        C("calibration_end", "DATE", description="Last day of the calibration period (inclusive)."),
+        C("time_unit", "VARCHAR", description="day or week: the unit of t_x, T and of the parameters."),
+        C("n_customers", "BIGINT"),
+        C("log_likelihood", "DOUBLE"),
+        C("parameters", "VARCHAR", description="JSON: the fitted model (parameters, covariance, standard errors)."),
+    ),
+    key=("model_id",),
+    description="Fitted CLV models, so that new data can be scored without refitting.",
+    ingestible=False,
+    since=3,
+)
+
+CLV_PREDICTIONS = Table(
+    "clv_predictions",
+    (
+        C("prediction_id", "VARCHAR"),
+        C("customer_id", "VARCHAR"),
+        C("model_id", "VARCHAR", description="The purchase model (BG/NBD or Pareto/NBD)."),
+        C("spend_model_id", "VARCHAR", description="The Gamma-Gamma spend model, if any."),
+        C("as_of", "DATE", description="Exclusive end of the data the customer was scored on."),
+        C("horizon_days", "DOUBLE"),
+        C("x", "BIGINT", description="Repeat purchase days before as_of."),
+        C("t_x", "DOUBLE", description="Time from the first to the last purchase day, in the model's unit."),
+        C("T", "DOUBLE", description="Time from the first purchase day to as_of - 1, in the model's unit."),
+        C("p_alive", "DOUBLE"),
+        C("p_alive_low", "DOUBLE"),
+        C("p_alive_high", "DOUBLE"),
+        C("expected_purchases", "DOUBLE", description="Expected purchases within the horizon."),
+        C("expected_purchases_low", "DOUBLE"),
+        C("expected_purchases_high", "DOUBLE"),
+        C("expected_spend", "DOUBLE", description="Expected value of one order (Gamma-Gamma)."),
+        C("clv", "DOUBLE", description="Discounted margin over the horizon."),
+        C("clv_low", "DOUBLE"),
+        C("clv_high", "DOUBLE"),
+        C("expected_days_to_next", "DOUBLE", description="Expected days to the next purchase if alive."),
+    ),
+    key=("prediction_id", "customer_id"),
+    description="Per-customer predictions of a `custseg clv predict` run.",
+    ingestible=False,
+    since=3,
+)
+
 DEMO_PERSONAS = Table(
     "demo_personas",
     (
@@ -324,7 +373,8 @@ INGESTIBLE: dict[str, Table] = {
     )
 }
 SYSTEM: dict[str, Table] = {
-    t.name: t for t in (REJECTS, INGEST_LOG, SEGMENT_RUNS, SEGMENT_MEMBERSHIPS, RFM_SCORES, DEMO_PERSONAS)
+    t.name: t for t in (REJECTS, INGEST_LOG, SEGMENT_RUNS, SEGMENT_MEMBERSHIPS, RFM_SCORES, DEMO_PERSONAS,
+                        CLV_MODELS, CLV_PREDICTIONS)
 }
 TABLES: dict[str, Table] = {**INGESTIBLE, **SYSTEM}
 
