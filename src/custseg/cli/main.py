@@ -11,7 +11,7 @@ from custseg.cli.common import set_debug
 
 app = typer.Typer(
     name="custseg",
-    help="Customer segmentation for online stores: ingest, clean, features, RFM segments.",
+    help="Customer segmentation for online stores: ingest, clean, features, segments, CLV and churn.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
