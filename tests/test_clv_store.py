@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 
@@ -236,3 +237,29 @@ def test_cli_fit_predict_holdout_value(tmp_path):
     assert r.exit_code == 0 and "gammagamma" in r.output
     r = runner.invoke(app, ["clv", "fit", "--time-unit", "month", "--db", str(db)])
     assert r.exit_code == 1 and "time unit 'month'" in r.output
+
+
+def test_a_small_store_is_fitted_with_a_plain_note_and_wide_intervals(tmp_path):
+    from custseg.datasets import load_demo, make_store
+
+    with Store(tmp_path / "small.duckdb") as small:
+        load_demo(small, make_store(150, seed=1))
+        bg, gg = fit_model(small, "bgnbd"), fit_model(small, "gammagamma")
+        assert any("very uncertain" in n for n in gg.meta_["notes"])  # 88 repeat buyers
+        pred = predict(small, bg, gg, n_draws=50)
+    assert len(pred) == bg.n_customers_ and (pred.clv_low <= pred.clv_high).all()
+    assert (pred.clv_high - pred.clv_low).gt(0).all()
+
+
+def test_spend_draws_with_an_infinite_mean_are_redrawn(gg):
+    from custseg.clv.predict import _finite_spend_draws
+
+    wide = copy.copy(gg)
+    wide.cov_ = gg.cov_ * 400  # a very uncertain q: many draws below 1
+    draws = _finite_spend_draws(wide, 100, seed=0)
+    q = list(gg.param_names).index("q")
+    assert draws.shape == (100, 3) and (draws[:, q] > 1).all()
+    wider = copy.copy(gg)
+    wider.params_ = {**gg.params_, "q": 0.95}  # most draws below 1
+    with pytest.raises(ValueError, match="too uncertain"):
+        _finite_spend_draws(wider, 100, seed=0)

@@ -80,6 +80,8 @@ def clv_fit(
         "log-likelihood": f"{m.log_likelihood_:,.2f}",
         "calibration": f"{meta['calibration_start']} to {meta['calibration_end']}",
         "converged": f"{m.converged_} ({m.n_iter_} iterations)"}))
+    for note in meta.get("notes") or []:
+        console.print(f"note: {note}", highlight=False)
     if meta.get("penalizer_reason"):
         console.print(f"note: {meta['penalizer_reason']}", highlight=False)
     if meta.get("excluded_nonpositive_spend"):

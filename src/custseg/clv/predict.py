@@ -32,10 +32,12 @@ import copy
 import datetime as dt
 import json
 import uuid
+import warnings
 
 import numpy as np
 import pandas as pd
 
+from custseg.clv._fit import SmallSampleWarning
 from custseg.clv.data import TIME_UNITS, purchase_summary, unit_days
 from custseg.features.build import as_date
 
@@ -86,6 +88,10 @@ def fit_model(
     """
     from custseg.clv._fit import ClvFitError
 
+    model_class(model)  # an unknown model name fails before any work
+    if summary is None:
+        summary = purchase_summary(store, calibration_end, time_unit=time_unit,
+                                   cohort_start=cohort_start, cohort_end=cohort_end)
     if penalizer is None:
         try:
             return fit_model(store, model, calibration_end=calibration_end, time_unit=time_unit,
@@ -105,13 +111,35 @@ def fit_model(
             return m
         raise first
     cls = model_class(model)
-    if summary is None:
-        summary = purchase_summary(store, calibration_end, time_unit=time_unit,
-                                   cohort_start=cohort_start, cohort_end=cohort_end)
     if summary.empty:
         raise ValueError("no customer has a completed purchase on or before the calibration end "
                          f"{calibration_end or '(last order)'}; ingest orders or move --calibration-end")
     m = cls(penalizer=penalizer)
+    excluded = 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SmallSampleWarning)
+        excluded = _fit_on(m, model, summary)
+    notes = [str(w.message) for w in caught if issubclass(w.category, SmallSampleWarning)]
+    for w in caught:
+        if not issubclass(w.category, SmallSampleWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    m.meta_ = {
+        "model": model,
+        "calibration_start": str(min(summary["first_purchase"])),
+        "calibration_end": str(summary.attrs.get("calibration_end", calibration_end)),
+        "time_unit": time_unit,
+        "cohort_start": None if cohort_start is None else str(as_date(cohort_start)),
+        "cohort_end": None if cohort_end is None else str(as_date(cohort_end)),
+        "notes": notes,
+    }
+    m.meta_["penalizer"] = float(penalizer)
+    if model == "gammagamma":
+        m.meta_["excluded_nonpositive_spend"] = excluded
+    return m
+
+
+def _fit_on(m, model: str, summary: pd.DataFrame) -> int:
+    """Fit ``m`` on the summary; return the repeat buyers left out (Gamma-Gamma, non-positive spend)."""
     excluded = 0
     if model == "gammagamma":
         # Gamma-Gamma models positive spend: repeat buyers whose repeat purchases net to zero or
@@ -126,18 +154,7 @@ def fit_model(
         m.fit(use["x"].to_numpy(), use["monetary_value"].to_numpy())
     else:
         m.fit(summary["x"].to_numpy(), summary["t_x"].to_numpy(), summary["T"].to_numpy())
-    m.meta_ = {
-        "model": model,
-        "calibration_start": str(min(summary["first_purchase"])),
-        "calibration_end": str(summary.attrs.get("calibration_end", calibration_end)),
-        "time_unit": time_unit,
-        "cohort_start": None if cohort_start is None else str(as_date(cohort_start)),
-        "cohort_end": None if cohort_end is None else str(as_date(cohort_end)),
-    }
-    m.meta_["penalizer"] = float(penalizer)
-    if model == "gammagamma":
-        m.meta_["excluded_nonpositive_spend"] = excluded
-    return m
+    return excluded
 
 
 def new_model_id(model: str) -> str:
@@ -308,7 +325,7 @@ def predict(
         out[f"{col}_high"] = np.nan
     if intervals and n_draws > 0:
         draws = model.sample_params(n_draws, seed)
-        sdraws = spend_model.sample_params(n_draws, seed + 1) if spend_model is not None else None
+        sdraws = _finite_spend_draws(spend_model, n_draws, seed + 1) if spend_model is not None else None
         pa_d = np.empty((n_draws, len(ux)))
         ex_d = np.empty((n_draws, len(ux)))
         clv_d = np.empty((n_draws, len(x)))
@@ -330,6 +347,28 @@ def predict(
     out.attrs.update(time_unit=time_unit, discount_rate=discount_rate, margin=margin, level=level,
                      n_draws=n_draws if intervals else 0, seed=seed)
     return out
+
+
+def _finite_spend_draws(spend_model, n_draws: int, seed: int) -> np.ndarray:
+    """Gamma-Gamma parameter draws with a finite mean spend (``q > 1``).
+
+    A draw with ``q <= 1`` says the population's mean spend is infinite, which no prediction
+    can use: such draws are redrawn (the bootstrap is then conditional on a finite mean). When
+    most draws are like that, the spend model is too uncertain for intervals and it says so.
+    """
+    q = list(spend_model.param_names).index("q")
+    draws = spend_model.sample_params(n_draws, seed)
+    ok = draws[draws[:, q] > 1.0 + 1e-9]
+    if len(ok) < n_draws / 2:
+        raise ValueError(f"{n_draws - len(ok)} of {n_draws} Gamma-Gamma parameter draws have q <= 1 (infinite mean "
+                         "spend): the spend model is too uncertain for intervals on this data; use --no-intervals "
+                         "or more customers")
+    extra = 1
+    while len(ok) < n_draws:
+        more = spend_model.sample_params(n_draws, seed + 1000 * extra)
+        ok = np.vstack([ok, more[more[:, q] > 1.0 + 1e-9]])
+        extra += 1
+    return ok[:n_draws]
 
 
 def _observed_spend(store, summary: pd.DataFrame) -> np.ndarray:
