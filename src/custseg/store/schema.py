@@ -354,6 +354,26 @@ CLV_PREDICTIONS = Table(
     since=3,
 )
 
+RECOMMENDATIONS = Table(
+    "recommendations",
+    (
+        C("run_id", "VARCHAR", description="The recommendation run (`custseg recommend run`)."),
+        C("customer_id", "VARCHAR"),
+        C("rank", "INTEGER", description="1 = best."),
+        C("product_id", "VARCHAR"),
+        C("product_name", "VARCHAR"),
+        C("category", "VARCHAR"),
+        C("score", "DOUBLE"),
+        C("reason", "VARCHAR", description="Why: segment lift, bought together with, popular."),
+        C("segment", "VARCHAR", description="The customer's segment in the run the recommendations were aware of."),
+        C("created_at", "TIMESTAMP"),
+    ),
+    key=("run_id", "customer_id", "rank"),
+    description="Top-N personalised product recommendations per customer.",
+    ingestible=False,
+    since=4,
+)
+
 DEMO_PERSONAS = Table(
     "demo_personas",
     (
@@ -374,7 +394,7 @@ INGESTIBLE: dict[str, Table] = {
 }
 SYSTEM: dict[str, Table] = {
     t.name: t for t in (REJECTS, INGEST_LOG, SEGMENT_RUNS, SEGMENT_MEMBERSHIPS, RFM_SCORES, DEMO_PERSONAS,
-                        CLV_MODELS, CLV_PREDICTIONS)
+                        CLV_MODELS, CLV_PREDICTIONS, RECOMMENDATIONS)
 }
 TABLES: dict[str, Table] = {**INGESTIBLE, **SYSTEM}
 
