@@ -40,7 +40,8 @@ def _register() -> None:
     # `custseg --help` lists them all.
     import importlib
 
-    for name in ("store_cmd", "ingest_cmd", "pipeline_cmd", "rules_cmd", "cluster_cmd", "profile_cmd", "clv_cmd"):
+    for name in ("store_cmd", "ingest_cmd", "pipeline_cmd", "rules_cmd", "cluster_cmd", "profile_cmd", "clv_cmd",
+                 "recommend_cmd", "audience_cmd", "measure_cmd", "report_cmd"):
         try:
             module = importlib.import_module(f"custseg.cli.{name}")
         except ModuleNotFoundError as exc:
