@@ -68,12 +68,16 @@ def profile(
     top: Annotated[int, typer.Option("--top", help="Top categories and products kept per segment.")] = 10,
     sample_size: Annotated[int, typer.Option("--sample", help="Customers sampled for separation and plots.")] = 5000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sample.")] = 0,
+    playbook: Annotated[Optional[Path], typer.Option(
+        "--playbook", help="A playbook YAML for the plays shown per segment (default: the built-in one).")] = None,
 ) -> None:
-    """Profile a run's segments: size, revenue, feature indices, categories, mix, evaluation and ranking."""
+    """Profile a run's segments: size, revenue, feature indices, categories, mix, evaluation, ranking and plays."""
     from custseg.profiles import evaluate_run, feature_sample, parse_weights, profile_run
     from custseg.profiles.report import segment_overview, write_profile_report
+    from custseg.targeting import load_playbook
 
     parsed = parse_weights(weights)
+    plays = load_playbook(playbook)
     chosen = [f.strip() for f in features.split(",") if f.strip()] if features else None
     with open_db(db, read_only=True) as store, console.status("profiling segments"):
         prof = profile_run(store, run, top=top)
@@ -89,12 +93,12 @@ def profile(
         if html is not None:
             err_console.print(f"wrote report to {html}")
         return
-    _print_profile(prof, evaluation, segment_overview(prof, evaluation))
+    _print_profile(prof, evaluation, segment_overview(prof, evaluation), plays)
     if html is not None:
         console.print(f"wrote report to {html}")
 
 
-def _print_profile(prof, evaluation, overview: pd.DataFrame) -> None:
+def _print_profile(prof, evaluation, overview: pd.DataFrame, playbook=None) -> None:
     from custseg.profiles import ALL
 
     info = prof.info
@@ -110,6 +114,12 @@ def _print_profile(prof, evaluation, overview: pd.DataFrame) -> None:
         "revenue / customer": overview["revenue_per_customer"].map(_num),
         "top categories (lift)": overview["top_categories"],
     }), "Segments", left=("segment", "top categories (lift)")))
+    if playbook is not None:
+        from custseg.cli.audience_cmd import plays_table
+        from custseg.targeting.playbook import plays_frame
+
+        console.print(plays_table(plays_frame(playbook, overview["segment"], info.method), "Playbook (see "
+                                  "`custseg playbook show`)", ("segment", "play", "objective", "actions", "offer", "kpi")))
 
     keys = [f for f in TERMINAL_FEATURES if f in prof.index.columns]
     keys = keys if len(keys) >= 3 else prof.key_features(len(TERMINAL_FEATURES))

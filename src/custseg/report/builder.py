@@ -295,6 +295,8 @@ def _recommendations(page: _Page, store) -> None:
         page.note(f"no recommendations yet: run `custseg recommend run` ({str(exc).splitlines()[0]})")
         return
     top = rec[rec["rank"] <= 3]
+    rec = rec.assign(segment=rec["segment"].fillna("(not in the run)"))
+    top = rec[rec["rank"] <= 3]
     agg = (top.groupby(["segment", "product_name"], dropna=False).size().rename("customers").reset_index()
            .sort_values(["segment", "customers"], ascending=[True, False]))
     rows = []
@@ -378,108 +380,76 @@ def _clv(page: _Page, store) -> None:
 def _campaigns(page: _Page, store, seed: int) -> None:
     page.section("campaigns", "Campaign results",
                  "Treatment against the randomised holdout: conversion (a completed order in the window), revenue "
-                 "per recipient, with 95% confidence intervals; p-values corrected across segments (Holm).")
+                 "per recipient, with 95% confidence intervals (Newcombe for rates, Welch for revenue); p-values "
+                 "corrected across segments (Holm).")
     if not store.has_table("campaign_assignments") or store.count("campaign_assignments") == 0:
         page.note("no campaign with a holdout yet: export an audience with `custseg audience export` "
                   "(it keeps a holdout), then measure with `custseg campaign analyze`")
         return
     try:
-        from custseg.measure import campaign as cm
+        from custseg.measure import analyze_campaign, lift_figure
     except ImportError:
         page.note("campaign measurement is not available in this installation")
         return
     ids = [r[0] for r in store.con.execute(
         "SELECT a.campaign_id FROM campaign_assignments a LEFT JOIN campaigns c USING (campaign_id) "
-        "GROUP BY a.campaign_id ORDER BY max(c.start_time) DESC NULLS LAST LIMIT 5").fetchall()]
+        "GROUP BY a.campaign_id ORDER BY max(c.start_time) DESC NULLS LAST, a.campaign_id LIMIT 5").fetchall()]
     for cid in ids:
         try:
-            res = cm.analyze_campaign(store, cid, seed=seed)
-        except Exception as exc:  # noqa: BLE001
+            res = analyze_campaign(store, cid, seed=seed)
+        except Exception as exc:  # noqa: BLE001 - a report section must not sink the report
             page.note(f"campaign {cid}: not analysed ({str(exc).splitlines()[0]})")
             continue
-        _campaign_block(page, cid, res)
+        page.h3(f"Campaign {cid}")
+        w = res.window
+        page.text(f"Window {getattr(w, 'start', '')} to {getattr(w, 'end', '')}; segments from "
+                  f"{res.segments_from or 'no segmentation run (overall only)'}.")
+        _campaign_table(page, res.table)
+        page.figure(lift_figure(res, "conversion"), height=max(300, 90 + 40 * len(res.table)))
 
 
-def _campaign_block(page: _Page, cid: str, res) -> None:
-    table = _campaign_table(res)
-    page.h3(f"Campaign {cid}")
-    if table is None or table.empty:
-        page.note(f"campaign {cid}: no result table")
-        return
-    lift = "conversion_lift" if "conversion_lift" in table.columns else None
+def _campaign_table(page: _Page, table: pd.DataFrame) -> None:
     shown = pd.DataFrame({"segment": table["segment"]})
+    pts = (lambda v: "" if pd.isna(v) else f"{100 * v:+.1f}")
     for col, label, fmt in (("n_treatment", "treated", _int), ("n_control", "holdout", _int),
                             ("conversion_treatment", "conversion (treated)", _pct),
                             ("conversion_control", "conversion (holdout)", _pct),
-                            ("conversion_lift", "lift (pts)", lambda v: "" if pd.isna(v) else f"{100 * v:+.1f}"),
-                            ("conversion_lift_low", "95% CI low", lambda v: "" if pd.isna(v) else f"{100 * v:+.1f}"),
-                            ("conversion_lift_high", "95% CI high", lambda v: "" if pd.isna(v) else f"{100 * v:+.1f}"),
+                            ("conversion_lift", "lift (pts)", pts), ("conversion_lift_low", "95% CI low", pts),
+                            ("conversion_lift_high", "95% CI high", pts),
                             ("conversion_p_holm", "p (Holm)", lambda v: "" if pd.isna(v) else f"{v:.3f}"),
-                            ("revenue_per_recipient_lift", "revenue / recipient lift", _money)):
+                            ("revenue_per_recipient_lift", "revenue / recipient lift", _money),
+                            ("verdict", "verdict (conversion)", lambda v: "" if pd.isna(v) else str(v))):
         if col in table.columns:
             shown[label] = table[col].map(fmt)
-    page.table(shown)
-    if lift and {"conversion_lift_low", "conversion_lift_high"} <= set(table.columns):
-        t = table.iloc[::-1]
-        fig = go.Figure(go.Scatter(
-            x=100 * t["conversion_lift"], y=t["segment"], mode="markers", marker={"size": 10, "color": "#2f6fdf"},
-            error_x={"type": "data", "symmetric": False,
-                     "array": 100 * (t["conversion_lift_high"] - t["conversion_lift"]),
-                     "arrayminus": 100 * (t["conversion_lift"] - t["conversion_lift_low"])}))
-        fig.add_vline(x=0, line={"color": "#888", "dash": "dot"})
-        fig.update_layout(title=f"{cid}: conversion lift, percentage points (95% CI)", xaxis_title="lift (pts)")
-        page.figure(fig, height=max(300, 80 + 40 * len(t)))
-
-
-def _campaign_table(res) -> pd.DataFrame | None:
-    """The per-segment (and overall) table of a campaign analysis, whatever container it came in."""
-    if isinstance(res, pd.DataFrame):
-        return res
-    for name in ("table", "segments", "by_segment", "results"):
-        t = getattr(res, name, None) if not isinstance(res, dict) else res.get(name)
-        if isinstance(t, pd.DataFrame):
-            overall = getattr(res, "overall", None) if not isinstance(res, dict) else res.get("overall")
-            if isinstance(overall, pd.DataFrame) and "segment" in t.columns:
-                return pd.concat([overall.assign(segment=overall.get("segment", "all customers")), t],
-                                 ignore_index=True)
-            return t
-    return None
+    page.table(shown, numeric=[c for c in shown.columns if c not in ("segment", "verdict (conversion)")])
 
 
 def _kpis(page: _Page, store) -> None:
     page.section("kpis", "KPIs over time and cohorts",
-                 "Retention: share of a segment's customers active in one month who buy again in the next. "
-                 "Cohorts: customers by month of first order, share still buying in each later month.")
+                 "Cohorts: customers by month of first order, share still buying in each later month. KPIs per "
+                 "segment of the newest run, month by month (the run's membership applied to the history).")
     try:
-        from custseg.measure import kpi
+        from custseg.measure import (
+            cohort_heatmap,
+            cohort_matrix,
+            kpi_figure,
+            segment_kpis,
+        )
     except ImportError:
         page.note("KPIs are not available in this installation")
         return
     try:
-        cohorts = kpi.cohort_matrix(store)
-        fig = _first_figure(kpi, ("cohort_figure", "cohort_heatmap"), cohorts)
-        if fig is not None:
-            page.figure(fig, height=520)
+        page.figure(cohort_heatmap(cohort_matrix(store), max_periods=24), height=560)
     except Exception as exc:  # noqa: BLE001
         page.note(f"cohort matrix not available ({str(exc).splitlines()[0]})")
+    if store.count("segment_runs") == 0:
+        page.note("segment KPIs need a segmentation run: run `custseg segment rfm`")
+        return
     try:
-        k = kpi.segment_kpis(store)
-        fig = _first_figure(kpi, ("kpi_figure", "kpis_figure", "segment_kpi_figure"), k)
-        if fig is not None:
-            page.figure(fig, height=460)
+        page.figure(kpi_figure(segment_kpis(store), metrics=["active_customers", "retention", "revenue", "aov",
+                                                             "open_rate"]), height=950)
     except Exception as exc:  # noqa: BLE001
         page.note(f"segment KPIs not available ({str(exc).splitlines()[0]})")
-
-
-def _first_figure(module, names: Sequence[str], data):
-    for name in names:
-        fn = getattr(module, name, None)
-        if fn is not None:
-            out = fn(data)
-            if isinstance(out, (list, tuple)):
-                return out[0] if out else None
-            return out
-    return None
 
 
 # -- entry points --------------------------------------------------------------------------------
