@@ -429,6 +429,20 @@ def _newest_run(store) -> str | None:
     return rows[0][0] if rows else None
 
 
+def _audience_run(store, info) -> str | None:
+    """The segmentation run an audience export drew the campaign from (its description names it)."""
+    import re
+
+    desc = getattr(info, "description", None)
+    if desc is None and isinstance(info, dict):
+        desc = info.get("description")
+    m = re.search(r"from run (\S+) \(", str(desc or ""))
+    if not m:
+        return None
+    found = store.con.execute("SELECT run_id FROM segment_runs WHERE run_id = ?", [m.group(1)]).fetchall()
+    return found[0][0] if found else None
+
+
 def analyze_campaign(store, campaign_id: str, *, window_days: int | None = None, segments=None,
                      alpha: float = 0.05, seed: int = 0, revenue_ci: str = "welch",
                      followup_days: int = DEFAULT_FOLLOWUP_DAYS, statuses: tuple[str, ...] = ("completed",),
@@ -481,7 +495,7 @@ def analyze_campaign(store, campaign_id: str, *, window_days: int | None = None,
     outcomes, notes = campaign_outcomes(store, campaign_id, window, tuple(statuses))
     source = "none"
     if segments is None:
-        run_id = _newest_run(store)
+        run_id = _audience_run(store, info) or _newest_run(store)
         seg = _segments_of_run(store, run_id, outcomes["customer_id"]) if run_id else None
         source = f"run {run_id}" if run_id else "none"
     elif segments is False:
