@@ -374,6 +374,56 @@ RECOMMENDATIONS = Table(
     since=4,
 )
 
+API_KEYS = Table(
+    "api_keys",
+    (
+        C("key_id", "VARCHAR", description="Public id of the key (the part before the dot)."),
+        C("name", "VARCHAR"),
+        C("scope", "VARCHAR", description="read, write or admin."),
+        C("key_hash", "VARCHAR", description="Hash of the secret; the secret itself is never stored."),
+        C("created_at", "TIMESTAMP"),
+        C("revoked_at", "TIMESTAMP"),
+    ),
+    key=("key_id",),
+    description="API keys of the service (`custseg keys create`).",
+    ingestible=False,
+    since=5,
+)
+
+SERVICE_EVENTS = Table(
+    "service_events",
+    (
+        C("event_id", "VARCHAR", description="The client's event id: a retried event is not counted twice."),
+        C("customer_id", "VARCHAR"),
+        C("event_type", "VARCHAR"),
+        C("event_time", "TIMESTAMP"),
+        C("payload", "VARCHAR", description="The event as JSON."),
+        C("received_at", "TIMESTAMP"),
+        C("applied_at", "TIMESTAMP", description="When the event reached the canonical tables."),
+    ),
+    key=("event_id",),
+    description="Events received by the live service (`POST /v1/events`).",
+    ingestible=False,
+    since=5,
+)
+
+SEGMENT_CHANGES = Table(
+    "segment_changes",
+    (
+        C("change_id", "BIGINT"),
+        C("customer_id", "VARCHAR"),
+        C("run_id", "VARCHAR", description="The segmentation whose segment changed."),
+        C("from_segment", "VARCHAR"),
+        C("to_segment", "VARCHAR"),
+        C("changed_at", "TIMESTAMP"),
+        C("cause", "VARCHAR", description="The event id (or batch run) that caused the change."),
+    ),
+    key=("change_id",),
+    description="Live segment membership changes, readable as a feed.",
+    ingestible=False,
+    since=5,
+)
+
 DEMO_PERSONAS = Table(
     "demo_personas",
     (
@@ -394,7 +444,7 @@ INGESTIBLE: dict[str, Table] = {
 }
 SYSTEM: dict[str, Table] = {
     t.name: t for t in (REJECTS, INGEST_LOG, SEGMENT_RUNS, SEGMENT_MEMBERSHIPS, RFM_SCORES, DEMO_PERSONAS,
-                        CLV_MODELS, CLV_PREDICTIONS, RECOMMENDATIONS)
+                        CLV_MODELS, CLV_PREDICTIONS, RECOMMENDATIONS, API_KEYS, SERVICE_EVENTS, SEGMENT_CHANGES)
 }
 TABLES: dict[str, Table] = {**INGESTIBLE, **SYSTEM}
 
