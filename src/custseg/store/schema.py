@@ -424,6 +424,21 @@ SEGMENT_CHANGES = Table(
     since=5,
 )
 
+DELETION_LOG = Table(
+    "deletion_log",
+    (
+        C("deletion_id", "VARCHAR"),
+        C("customer_hash", "VARCHAR", description="Hash of the deleted customer's id (the id itself is gone)."),
+        C("deleted_at", "TIMESTAMP"),
+        C("requested_by", "VARCHAR", description="The API key id or `cli`."),
+        C("rows_deleted", "VARCHAR", description="JSON: rows removed per table."),
+    ),
+    key=("deletion_id",),
+    description="Customers deleted on request (right to be forgotten), without their data.",
+    ingestible=False,
+    since=5,
+)
+
 DEMO_PERSONAS = Table(
     "demo_personas",
     (
@@ -444,7 +459,8 @@ INGESTIBLE: dict[str, Table] = {
 }
 SYSTEM: dict[str, Table] = {
     t.name: t for t in (REJECTS, INGEST_LOG, SEGMENT_RUNS, SEGMENT_MEMBERSHIPS, RFM_SCORES, DEMO_PERSONAS,
-                        CLV_MODELS, CLV_PREDICTIONS, RECOMMENDATIONS, API_KEYS, SERVICE_EVENTS, SEGMENT_CHANGES)
+                        CLV_MODELS, CLV_PREDICTIONS, RECOMMENDATIONS, API_KEYS, SERVICE_EVENTS, SEGMENT_CHANGES,
+                        DELETION_LOG)
 }
 TABLES: dict[str, Table] = {**INGESTIBLE, **SYSTEM}
 
