@@ -377,7 +377,7 @@ RECOMMENDATIONS = Table(
 API_KEYS = Table(
     "api_keys",
     (
-        C("key_id", "VARCHAR", description="Public id of the key (the part before the dot)."),
+        C("key_id", "VARCHAR", description="Public id of the key (the hex part of `csk_<key_id>_<secret>`)."),
         C("name", "VARCHAR"),
         C("scope", "VARCHAR", description="read, write or admin."),
         C("key_hash", "VARCHAR", description="Hash of the secret; the secret itself is never stored."),

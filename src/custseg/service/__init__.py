@@ -1,0 +1,1 @@
+"""The live service: HTTP API over the store."""
