@@ -1,0 +1,324 @@
+"""Live re-evaluation: features and segments of the customers a group of events touched.
+
+:class:`LiveState` is built once when the service starts and then used by the
+writer thread only. For each committed group it
+
+1. computes the touched customers' features as of the service clock with the
+   batch feature code (:mod:`custseg.service.features`) and keeps them in
+   ``service_features``;
+2. assigns them in every live segmentation with the batch run's constants
+   (:mod:`custseg.service.evaluators`), compares with their current
+   membership (``service_memberships``), and records every difference in
+   ``segment_changes`` with the causing event id.
+
+The clock (the as-of date of live features) is the day after the latest event
+day the service has applied, and never earlier than the batch features' as-of
+date: it only moves forward, so a late event is counted as of the newest day,
+as a batch run on the same data that day would count it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pyarrow as pa
+
+from custseg.service.evaluators import Evaluator, NotLive, live_key, make_evaluator
+from custseg.service.features import GROUP, IDS, LiveFeatures
+from custseg.service.tables import activate, create_tables
+
+log = logging.getLogger(__name__)
+
+
+class IdCounter:
+    """Sequential ids (``segment_changes.change_id``) that follow the transaction they are taken in."""
+
+    def __init__(self, next_id: int):
+        self._next = next_id
+        self._pending = next_id
+
+    def __call__(self, n: int) -> int:
+        first = self._pending
+        self._pending += n
+        return first
+
+    def commit(self) -> None:
+        self._next = self._pending
+
+    def rollback(self) -> None:
+        self._pending = self._next
+
+
+@dataclass
+class LiveRun:
+    """A segmentation evaluated live."""
+
+    run_id: str
+    key: str
+    method: str
+    evaluator: Evaluator
+
+    @property
+    def label(self) -> str:
+        return self.evaluator.label
+
+    @property
+    def exclusive(self) -> bool:
+        return self.evaluator.exclusive
+
+
+@dataclass
+class Evaluation:
+    """The outcome of re-evaluating a group's customers.
+
+    Attributes
+    ----------
+    as_of : date
+        The as-of date of the features.
+    segments, previous : dict
+        ``{customer_id: {run_id: [segments]}}`` after and before.
+    customers : set of str
+        The customers re-evaluated.
+    with_features : set of str
+        Those of them with features (a customer id the store does not know has none).
+    changes : list of dict
+        The rows written to ``segment_changes``.
+    """
+
+    as_of: dt.date
+    segments: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    previous: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    customers: set[str] = field(default_factory=set)
+    with_features: set[str] = field(default_factory=set)
+    changes: list[dict] = field(default_factory=list)
+    features_ms: float = 0.0
+    segments_ms: float = 0.0
+
+
+class LiveState:
+    """Live runs, the clock and the live tables of one store (see the module documentation).
+
+    Parameters
+    ----------
+    store : Store
+        Its connection is used by the calling thread (at start) and then by the writer thread only.
+    runs : list of str, optional
+        Evaluate exactly these runs live; default the newest run of every live key.
+    """
+
+    def __init__(self, store, runs: Iterable[str] | None = None):
+        self.store = store
+        con = store.con
+        self.features = LiveFeatures(store)
+        self.clock = self._initial_clock()
+        self.features.sql(self.clock)  # compiles, and creates the group table the evaluators compile against
+        self.not_live: dict[str, str] = {}
+        self.runs: dict[str, LiveRun] = {}
+        now = dt.datetime.now()
+        con.execute("BEGIN TRANSACTION")
+        try:
+            create_tables(con, GROUP)
+            batch = self.features.batch_as_of
+            if batch is not None:  # batch features rebuilt since: they are newer than these live ones
+                for table in ("service_features", "service_clv"):
+                    con.execute(f"DELETE FROM {table} WHERE as_of < ?", [batch])
+            self.change_ids = IdCounter(int(con.execute(
+                "SELECT coalesce(max(change_id), 0) + 1 FROM segment_changes").fetchall()[0][0]))
+            self._choose(runs)
+            activate(con, {r.run_id: (r.key, r.method) for r in self.runs.values()}, now, self.change_ids,
+                     refresh=lambda run_id: self._catch_up(self.runs[run_id], now))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            self.change_ids.rollback()
+            raise
+        self.change_ids.commit()
+
+    # -- start -----------------------------------------------------------------------------
+    def _initial_clock(self) -> dt.date:
+        con = self.store.con
+        candidates = [self.features.batch_as_of]
+        last = con.execute("SELECT max(event_time) FROM service_events WHERE applied_at IS NOT NULL").fetchall()[0][0]
+        if last is not None:
+            candidates.append(last.date() + dt.timedelta(days=1))
+        if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'service_features'"
+                       ).fetchall()[0][0]:
+            candidates.append(con.execute("SELECT max(as_of) FROM service_features").fetchall()[0][0])
+        candidates = [c.date() if isinstance(c, dt.datetime) else c for c in candidates if c is not None]
+        return max(candidates) if candidates else dt.date.today() + dt.timedelta(days=1)
+
+    def _choose(self, runs: Iterable[str] | None) -> None:
+        rows = self.store.con.execute(
+            "SELECT run_id, method, parameters FROM segment_runs ORDER BY created_at DESC, run_id DESC").fetchall()
+        wanted = list(runs) if runs is not None else None
+        if wanted is not None:
+            unknown = sorted(set(wanted) - {r[0] for r in rows})
+            if unknown:
+                raise ValueError(f"no segmentation run {unknown[0]!r}; see GET /v1/runs or `custseg segments list`")
+        seen: set[str] = set()
+        for run_id, method, params in rows:
+            key = live_key(method, json.loads(params or "{}"))
+            if wanted is not None:
+                if run_id not in wanted:
+                    continue
+                key = key or method
+                if key in seen:  # two pinned runs of one kind: both live, under keys of their own
+                    key = f"{key}@{run_id}"
+            if key is None or key in seen:
+                continue
+            seen.add(key)
+            try:
+                evaluator = make_evaluator(self.store, self.features, run_id)
+            except NotLive as exc:
+                self.not_live[run_id] = str(exc)
+                log.warning("not live: %s", exc)
+                continue
+            self.runs[run_id] = LiveRun(run_id, key, method, evaluator)
+        order = ("rfm", "cluster:", "template:", "rules:", "value")
+        self.runs = dict(sorted(self.runs.items(), key=lambda kv: (
+            next(i for i, p in enumerate(order + ("",)) if kv[1].key.startswith(p)), kv[1].key)))
+
+    def _catch_up(self, run: LiveRun, now: dt.datetime) -> None:
+        """Assign a newly activated run's customers whose live features are newer than the batch ones."""
+        batch = self.features.batch_as_of
+        con = self.store.con
+        days = [r[0] for r in con.execute(
+            "SELECT DISTINCT as_of FROM service_features WHERE as_of > coalesce(?::DATE, DATE '0001-01-01') "
+            "ORDER BY 1", [batch]).fetchall()]
+        for day in days:
+            day = day.date() if isinstance(day, dt.datetime) else day
+            con.execute(f"DELETE FROM {GROUP}")
+            con.execute(f"INSERT INTO {GROUP} SELECT * EXCLUDE (computed_at) FROM service_features WHERE as_of = ?",
+                        [day])
+            ids = [r[0] for r in con.execute(f"SELECT customer_id FROM {GROUP}").fetchall()]
+            con.execute(f"DELETE FROM {IDS}")
+            con.execute(f"INSERT INTO {IDS} SELECT unnest(?)", [ids])
+            self._assign([run], {c: f"batch:{run.run_id}" for c in ids}, day, now, Evaluation(day), record=False)
+
+    # -- per group ---------------------------------------------------------------------------
+    def advance(self, times: Iterable[dt.datetime]) -> dt.date:
+        """Move the clock to the day after the latest of ``times`` (never back); return it."""
+        latest = max(times, default=None)
+        if latest is not None:
+            self.clock = max(self.clock, latest.date() + dt.timedelta(days=1))
+        return self.clock
+
+    def evaluate(self, causes: dict[str, str], now: dt.datetime) -> Evaluation:
+        """Re-evaluate the customers of ``causes`` (``{customer_id: event_id}``) as of the clock.
+
+        Runs inside the writer's transaction.
+        """
+        con = self.store.con
+        as_of = self.clock
+        ids = sorted(causes)
+        out = Evaluation(as_of, customers=set(ids))
+        t0 = time.perf_counter()
+        self.features.compute(ids, as_of)
+        out.with_features = {r[0] for r in con.execute(f"SELECT customer_id FROM {GROUP}").fetchall()}
+        con.execute(f"DELETE FROM service_features WHERE customer_id IN (SELECT customer_id FROM {IDS})")
+        con.execute(f"INSERT INTO service_features SELECT *, ?::TIMESTAMP FROM {GROUP}", [now])
+        t1 = time.perf_counter()
+        self._assign(list(self.runs.values()), causes, as_of, now, out)
+        out.features_ms, out.segments_ms = (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
+        return out
+
+    def _assign(self, runs: list[LiveRun], causes: dict[str, str], as_of: dt.date, now: dt.datetime,
+                out: Evaluation, record: bool = True) -> None:
+        """Assign the group table's customers in ``runs``; update memberships (and record the changes)."""
+        con = self.store.con
+        ids = sorted(causes)
+        old_rows = con.execute(
+            f"SELECT run_id, customer_id, segment FROM service_memberships WHERE customer_id IN "
+            f"(SELECT customer_id FROM {IDS}) AND run_id IN (SELECT unnest(?))", [[r.run_id for r in runs]]
+        ).fetchall()
+        old: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for run_id, cid, seg in old_rows:
+            old[(run_id, cid)].add(seg)
+        gone, came, changes = [], [], []
+        for run in runs:
+            new: dict[str, set[str]] = defaultdict(set)
+            for cid, seg in run.evaluator.assign(con, as_of):
+                new[cid].add(seg)
+            if run.method == "value" and record:
+                self._keep_clv(run, now)
+            for cid in ids:
+                before, after = old.get((run.run_id, cid), set()), new.get(cid, set())
+                out.previous.setdefault(cid, {})[run.run_id] = sorted(before)
+                out.segments.setdefault(cid, {})[run.run_id] = sorted(after)
+                if before == after:
+                    continue
+                cause = causes[cid]
+                gone += [(run.run_id, cid, s) for s in sorted(before - after)]
+                came += [(run.run_id, cid, s, now, cause) for s in sorted(after - before)]
+                changes += _changes(run, cid, before, after, now, cause)
+        if gone:
+            frame = pa.table(dict(zip(("run_id", "customer_id", "segment"), map(list, zip(*gone)))))
+            con.register("_svc_gone", frame)
+            try:
+                con.execute("DELETE FROM service_memberships m USING _svc_gone g WHERE m.run_id = g.run_id "
+                            "AND m.customer_id = g.customer_id AND m.segment = g.segment")
+            finally:
+                con.unregister("_svc_gone")
+        if came:
+            frame = pa.table(dict(zip(("run_id", "customer_id", "segment", "since", "cause"),
+                                      map(list, zip(*came)))))
+            con.register("_svc_came", frame)
+            try:
+                con.execute("INSERT INTO service_memberships SELECT run_id, customer_id, segment, since, cause "
+                            "FROM _svc_came")
+            finally:
+                con.unregister("_svc_came")
+        if changes and record:
+            first = self.change_ids(len(changes))
+            for i, row in enumerate(changes):
+                row["change_id"] = first + i
+            frame = pd.DataFrame(changes)[["change_id", "customer_id", "run_id", "from_segment", "to_segment",
+                                           "changed_at", "cause"]]
+            con.register("_svc_changes", frame)
+            try:
+                con.execute("INSERT INTO segment_changes SELECT * FROM _svc_changes")
+            finally:
+                con.unregister("_svc_changes")
+        out.changes += changes
+
+    def _keep_clv(self, run: LiveRun, now: dt.datetime) -> None:
+        con = self.store.con
+        con.execute(f"DELETE FROM service_clv WHERE customer_id IN (SELECT customer_id FROM {IDS})")
+        pred = run.evaluator.extra()
+        if pred is None or pred.empty:
+            return
+        frame = pred[["customer_id", "model_id", "spend_model_id", "as_of", "horizon_days", "p_alive",
+                      "expected_purchases", "expected_spend", "clv"]].copy()
+        frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
+        frame["computed_at"] = now
+        con.register("_svc_clv", frame)
+        try:
+            con.execute("INSERT INTO service_clv SELECT * FROM _svc_clv")
+        finally:
+            con.unregister("_svc_clv")
+
+    def commit(self) -> None:
+        self.change_ids.commit()
+
+    def rollback(self) -> None:
+        self.change_ids.rollback()
+
+
+def _changes(run: LiveRun, cid: str, before: set[str], after: set[str], now: dt.datetime, cause: str) -> list[dict]:
+    """One change (from, to) when one segment was left and one entered; else one per segment left or entered."""
+    row = {"customer_id": cid, "run_id": run.run_id, "changed_at": now, "cause": cause}
+    left, entered = sorted(before - after), sorted(after - before)
+    if len(left) <= 1 and len(entered) <= 1:
+        return [{**row, "from_segment": left[0] if left else None, "to_segment": entered[0] if entered else None}]
+    return ([{**row, "from_segment": s, "to_segment": None} for s in left]
+            + [{**row, "from_segment": None, "to_segment": s} for s in entered])
+
+
+__all__ = ["Evaluation", "IdCounter", "LiveRun", "LiveState"]
