@@ -11,25 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from custseg.measure import plots
 from custseg.measure.campaign import CampaignAnalysis
 from custseg.measure.cohorts import CohortMatrix
 from custseg.measure.kpi import SegmentKPIs
-from custseg.profiles.report import html_table
-
-_STYLE = """
-body { font-family: -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; margin: 24px 40px;
-       color: #222; max-width: 1300px; }
-h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 18px; margin-top: 32px; }
-p.meta { color: #555; margin-top: 0; }
-table { border-collapse: collapse; font-size: 13px; margin: 8px 0 16px; }
-th, td { padding: 4px 10px; border-bottom: 1px solid #e3e3e3; }
-th { text-align: left; background: #f5f6f8; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-ul.notes li { color: #8a5a00; }
-section.figure { margin: 20px 0 36px; }
-"""
+from custseg.profiles.report import _figures_html as _figures
+from custseg.profiles.report import _page, html_table
 
 
 def pct(v, digits: int = 1) -> str:
@@ -153,20 +141,6 @@ def _notes(notes: Sequence[str]) -> str:
     if not notes:
         return ""
     return '<ul class="notes">' + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>"
-
-
-def _figures(figures: list[tuple[str, go.Figure]]) -> str:
-    parts = []
-    for i, (div_id, fig) in enumerate(figures):
-        body = fig.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=div_id,
-                           config={"displaylogo": False, "responsive": True})
-        parts.append(f'<section class="figure" id="section-{div_id}">{body}</section>')
-    return "\n".join(parts)
-
-
-def _page(title: str, body: str) -> str:
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")
 
 
 def campaign_report_html(analysis: CampaignAnalysis) -> str:
