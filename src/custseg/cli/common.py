@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from custseg.store import DEFAULT_DB, Store
 
@@ -26,6 +27,10 @@ DbOption = Annotated[
 DEFAULT_DB_PATH = Path(DEFAULT_DB)
 
 _state = {"debug": False}
+
+#: Optional dependencies and the extra that installs them (pyproject.toml).
+_EXTRAS = {"fastapi": "service", "uvicorn": "service", "starlette": "service", "jinja2": "service",
+           "httpx": "service", "pyspark": "spark", "psycopg": "postgres"}
 
 
 def set_debug(flag: bool) -> None:
@@ -49,7 +54,10 @@ def handle_errors(fn: F) -> F:
             if _state["debug"]:
                 raise
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+            extra = _EXTRAS.get((getattr(exc, "name", None) or "").split(".")[0])
+            if isinstance(exc, ModuleNotFoundError) and extra:
+                msg = f"{exc.name} is not installed; this command needs: pip install 'custseg[{extra}]'"
+            err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
