@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from custseg import Store
 from custseg.cli.main import app
+from custseg.store import SCHEMA_VERSION
 
 runner = CliRunner()
 
@@ -122,7 +123,7 @@ def test_demo_refuses_to_replace_a_users_store(tmp_path):
 
 def test_init_creates_and_reports_version(tmp_path):
     r = run("init", "--db", tmp_path / "new.duckdb")
-    assert r.exit_code == 0 and "schema version 5" in r.output
+    assert r.exit_code == 0 and f"schema version {SCHEMA_VERSION}" in r.output
     r = run("init", "--db", tmp_path / "new.duckdb")
     assert "up to date" in r.output
 

@@ -27,6 +27,8 @@ from custseg.cleaning.clean import CleanTables, clean
 BLOCKS = ("orders", "items", "clv", "email", "browsing", "demographics", "surveys")
 ORDER_BLOCKS = ("orders", "clv")
 MAX_CATEGORY_SHARES = 12
+#: Decimal places every floating-point feature is rounded to (DuckDB's ``round``: half away from zero).
+FLOAT_DIGITS = 9
 AGE_BANDS = ((18, "18-24"), (25, "25-34"), (35, "35-44"), (45, "45-54"), (55, "55-64"), (65, "65+"))
 
 
@@ -325,6 +327,12 @@ def build_features(
         )
     elif "orders" in include:
         result = result.mutate(items_per_order=_safe_div(result.units_from_orders, result.orders_count))
+    # Sums of floating-point amounts depend on the order rows are added in (threads, engines, the
+    # live service's running aggregates) by a unit in the last place; rounded, the same data gives
+    # the same value, so a customer whose share equals a rule's cut point (a quantile is one
+    # customer's value) lands on the same side of it everywhere.
+    result = result.mutate(**{c: result[c].round(FLOAT_DIGITS) for c, t in result.schema().items()
+                              if t.is_floating()})
     result = result.mutate(as_of=as_of_lit)
     return result.order_by("customer_id")
 

@@ -104,10 +104,15 @@ class Written:
     customers : dict of str to str
         The customers whose features may have changed, each with the id of the (last) event
         that touched them: the cause recorded with their segment changes.
+    reattributed : set of str
+        Those of them whose rows the cleaning attributes differently now, or who received rows
+        through an email or a device rather than their customer id: their cleaned rows must be
+        read again from the store (:meth:`custseg.service.aggregates.LiveAggregates.reload`).
     """
 
     stored: dict[str, bool] = field(default_factory=dict)
     customers: dict[str, str] = field(default_factory=dict)
+    reattributed: set[str] = field(default_factory=set)
 
 
 def _arrow(table: str, rows: list[dict]) -> pa.Table:
@@ -218,17 +223,26 @@ def write_events(store, events: Sequence, prov: Provenance, now: dt.datetime) ->
     if anon:
         after = _device_owners(con, anon)
         cause = {e.anonymous_id: e.event_id for e in browsing if out.stored.get(e.event_id) and e.anonymous_id}
+        anonymous = {e.anonymous_id for e in browsing if e.customer_id is None and out.stored.get(e.event_id)}
         for device, event_id in cause.items():
-            for owner in {devices_before.get(device), after.get(device)} - {None}:
+            owners = {devices_before.get(device), after.get(device)} - {None}
+            for owner in owners:
                 out.customers[owner] = event_id
+            if devices_before.get(device) != after.get(device) or device in anonymous:
+                out.reattributed |= owners
     if watched_emails:
         after = email_owners(store, watched_emails)
         last = next((e.event_id for e in reversed(events) if out.stored.get(e.event_id)), None)
         cause = {getattr(e, "email", None): e.event_id for e in events if out.stored.get(e.event_id)}
+        by_email = {e.email for e in events if e.customer_id is None and getattr(e, "email", None) is not None
+                    and out.stored.get(e.event_id)}
         for email in watched_emails:
-            for owner in {emails_before.get(email), after.get(email)} - {None}:
+            owners = {emails_before.get(email), after.get(email)} - {None}
+            for owner in owners:
                 if cause.get(email, last) is not None:
                     out.customers.setdefault(owner, cause.get(email, last))
+            if emails_before.get(email) != after.get(email) or email in by_email:
+                out.reattributed |= owners
     return out
 
 

@@ -23,11 +23,14 @@ customers (the temporary table ``_svc_group_features``) and returning
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pandas as pd
 
 from custseg.segmenters.runs import run_parameters
@@ -39,6 +42,9 @@ log = logging.getLogger(__name__)
 #: so a run is only live when its predictions are reproduced with these (checked at start).
 DEFAULT_DISCOUNT_RATE = 0.1
 DEFAULT_MARGIN = 1.0
+
+
+_STATEMENTS = itertools.count(1)
 
 
 class NotLive(ValueError):
@@ -54,12 +60,27 @@ class Evaluator:
     label: str
     exclusive: bool = True
     _sql: dict = field(default_factory=dict, repr=False)
+    #: Whether :meth:`assign_rows` is implemented (no SQL needed per group).
+    python = False
 
     def assign(self, con, as_of: dt.date) -> list[tuple[str, str]]:
-        """``(customer_id, segment)`` of every customer in the group table."""
+        """``(customer_id, segment)`` of every customer in the group table.
+
+        The query is compiled once per as-of date and kept as a prepared statement of ``con``
+        (planning it costs more than running it on a group's few customers).
+        """
         if as_of not in self._sql:
-            self._sql = {as_of: self._compile(as_of)}
-        return [(c, s) for c, s in con.execute(self._sql[as_of]).fetchall() if s is not None]
+            for name in self._sql.values():
+                con.execute(f"DEALLOCATE PREPARE {name}")
+            name = f"_svc_assign_{next(_STATEMENTS)}"
+            con.execute(f"PREPARE {name} AS {self._compile(as_of)}")
+            self._sql = {as_of: name}
+        return [(c, s) for c, s in con.execute(f"EXECUTE {self._sql[as_of]}").fetchall() if s is not None]
+
+    def assign_rows(self, rows: pa.Table, as_of: dt.date) -> list[tuple[str, str]] | None:
+        """The same as :meth:`assign` for the rows of ``rows`` (the group's features as Arrow), in
+        Python; None when this evaluator has no Python path (then :meth:`assign` runs its SQL)."""
+        return None
 
     def _compile(self, as_of: dt.date) -> str:
         raise NotImplementedError
@@ -70,6 +91,8 @@ class Evaluator:
 
 
 class RFMEvaluator(Evaluator):
+    python = True
+
     def __init__(self, store, features: LiveFeatures, run_id: str, params: dict):
         from custseg.segmenters.rfm import RFMSegmenter
 
@@ -81,12 +104,42 @@ class RFMEvaluator(Evaluator):
         except (KeyError, ValueError) as exc:
             raise NotLive(f"RFM run {run_id} has no usable cut points: {exc}") from None
         self._static = str(store.ibis.compile(seg.assign(table).select("customer_id", "segment")))
+        from custseg.segmenters.rfm import segment_grid
+
+        self.cuts = {m: [float(c) for c in seg.thresholds_[m]] for m in ("recency", "frequency", "monetary")}
+        self.grid = segment_grid(seg.segment_map_)
 
     def _compile(self, as_of: dt.date) -> str:
         return self._static
 
+    def assign_rows(self, rows: pa.Table, as_of: dt.date) -> list[tuple[str, str]]:
+        """``RFMSegmenter.assign`` in Python: 1 + cut points reached; monetary in cents; the grid."""
+        from custseg.service.aggregates import round_like_duckdb
+
+        def score(value, cuts, higher_better):
+            if value is None:
+                return None
+            return 1 + sum(1 for c in cuts if (value >= c if higher_better else value <= c))
+
+        d = rows.select(["customer_id", "orders_count", "recency_days", "net_revenue"]).to_pydict()
+        out = []
+        for cid, n, rec, rev in zip(d["customer_id"], d["orders_count"], d["recency_days"], d["net_revenue"]):
+            if n is None or not n > 0:
+                continue
+            r = score(float(rec) if rec is not None else None, self.cuts["recency"], False)
+            f = score(float(n), self.cuts["frequency"], True)
+            m = score(round_like_duckdb(rev, 2), self.cuts["monetary"], True)
+            if r is None or f is None or m is None:
+                continue
+            segment = self.grid.get((r, (f + m + 1) // 2))
+            if segment is not None:
+                out.append((cid, segment))
+        return out
+
 
 class ClusterEvaluator(Evaluator):
+    python = True
+
     def __init__(self, store, features: LiveFeatures, run_id: str, method: str, params: dict):
         from custseg.segmenters.cluster import assign_from_run
 
@@ -97,9 +150,63 @@ class ClusterEvaluator(Evaluator):
             raise NotLive(f"cluster run {run_id} needs features the live features lack: {', '.join(missing)}")
         expr = assign_from_run(store, run_id, features=table).select("customer_id", "segment")
         self._static = str(store.ibis.compile(expr))
+        from custseg.segmenters.cluster.segmenter import fitted_from_parameters
+
+        self.prep, self.fit, self.names = fitted_from_parameters(params)
 
     def _compile(self, as_of: dt.date) -> str:
         return self._static
+
+    def assign_rows(self, rows: pa.Table, as_of: dt.date) -> list[tuple[str, str]]:
+        """The run's rule in NumPy (``Preprocessing.transform`` and ``methods.predict``, which compute
+        per coordinate as the SQL does)."""
+        from custseg.segmenters.cluster.methods import predict
+
+        if rows.num_rows == 0:
+            return []
+        matrix, codes = self._transform(rows)
+        labels = predict(self.fit, matrix, codes, self.prep.categorical_weight)
+        ids = rows.column("customer_id").to_pylist()
+        return [(cid, self.names[int(k)]) for cid, k in zip(ids, labels) if 0 <= int(k) < len(self.names)]
+
+    def _transform(self, rows: pa.Table) -> tuple[np.ndarray, np.ndarray | None]:
+        """``Preprocessing.transform`` on Arrow columns (the same arithmetic, without pandas)."""
+        from custseg.segmenters.cluster.preprocess import MISSING
+
+        prep = self.prep
+        numeric_types = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_decimal)
+        if not all(any(t(rows.schema.field(s.name).type) for t in numeric_types) for s in prep.numeric):
+            return prep.transform(rows.select(prep.features).to_pandas())
+
+        def floats(name: str) -> np.ndarray:
+            return pc.cast(rows.column(name), pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+
+        cols, indicators = [], []
+        for s in prep.numeric:
+            raw = floats(s.name)
+            v = np.where(np.isnan(raw), s.fill, raw)
+            if s.log1p:
+                v = np.log(np.maximum(v, 0.0) + 1.0)
+            z = (v - s.center) / s.scale
+            cols.append(np.clip(z, -prep.clip, prep.clip) if prep.clip is not None else z)
+            if s.indicator:
+                indicators.append(np.isnan(raw).astype(float))
+        cols += indicators
+        n = rows.num_rows
+        codes = np.empty((n, len(prep.categorical)), dtype=np.int64)
+        for j, step in enumerate(prep.categorical):
+            lookup = {lv: i for i, lv in enumerate(step.levels)}
+            texts = [MISSING if v is None else str(v) for v in rows.column(step.name).to_pylist()]
+            codes[:, j] = [lookup.get(t, len(step.levels)) for t in texts]
+        if prep.encoding == "onehot":
+            w = prep.onehot_weight
+            for j, step in enumerate(prep.categorical):
+                for i in range(len(step.levels)):
+                    cols.append((codes[:, j] == i).astype(float) * w)
+        matrix = np.column_stack(cols) if cols else np.empty((n, 0))
+        if prep.pca is not None:
+            matrix = (matrix - np.asarray(prep.pca["mean"])) @ np.asarray(prep.pca["components"]).T
+        return matrix, (codes if prep.encoding == "codes" else None)
 
 
 _SET_KEYS = ("name", "description", "mode", "default", "segments")
@@ -144,6 +251,8 @@ class RulesEvaluator(Evaluator):
 class ValueEvaluator(Evaluator):
     """Value tier × churn-risk band from the run's saved CLV models (see the module documentation)."""
 
+    python = True
+
     def __init__(self, store, features: LiveFeatures, run_id: str, params: dict):
         from custseg.clv.data import unit_days
         from custseg.clv.predict import load_model
@@ -165,7 +274,7 @@ class ValueEvaluator(Evaluator):
         self.risk_bands = tuple(float(v) for v in params.get("risk_bands", (0.3, 0.7)))
         self.high_min, self.mid_min = _tier_cuts(store, run_id, params)
         self._check_reproduced(store, params["prediction_id"])
-        self._last: pd.DataFrame | None = None
+        self._last: pa.Table | None = None
 
     def _check_reproduced(self, store, prediction_id: str) -> None:
         """Refuse the run when its stored CLVs are not reproduced with the default discount rate and margin."""
@@ -185,10 +294,42 @@ class ValueEvaluator(Evaluator):
                           f"than {DEFAULT_DISCOUNT_RATE} and {DEFAULT_MARGIN}, which runs do not record")
 
     def assign(self, con, as_of: dt.date) -> list[tuple[str, str]]:
-        from custseg.clv.predict import predict
-
         f = con.execute(f"SELECT customer_id, clv_x, clv_t_x_days, clv_T_days, clv_mean_repeat_value FROM {GROUP} "
                         "WHERE clv_x IS NOT NULL ORDER BY customer_id").df()
+        return self._score(f, as_of)
+
+    def assign_rows(self, rows: pa.Table, as_of: dt.date) -> list[tuple[str, str]]:
+        """``predict`` (no intervals) in NumPy: the same model functions on the same numbers."""
+        from custseg.clv.predict import discounted_purchases
+
+        rows = rows.filter(pc.is_valid(rows.column("clv_x")))
+        if rows.num_rows == 0:
+            self._last = None
+            return []
+        ids = rows.column("customer_id").to_pylist()
+        x = rows.column("clv_x").to_numpy(zero_copy_only=False).astype(np.float64)
+        t_x = rows.column("clv_t_x_days").to_numpy(zero_copy_only=False).astype(np.float64) / self.per
+        big_t = rows.column("clv_T_days").to_numpy(zero_copy_only=False).astype(np.float64) / self.per
+        monetary = pc.cast(rows.column("clv_mean_repeat_value"), pa.float64()).to_numpy(zero_copy_only=False)
+        h = self.horizon_days / self.per
+        p_alive = np.asarray(self.model.p_alive(x, t_x, big_t), float)
+        expected = np.asarray(self.model.expected_purchases(h, x, t_x, big_t), float)
+        disc = discounted_purchases(self.model, x, t_x, big_t, self.horizon_days, per=self.per,
+                                    discount_rate=DEFAULT_DISCOUNT_RATE)
+        spend = np.asarray(self.spend.conditional_expected_spend(x, np.nan_to_num(monetary)), float)
+        clv = DEFAULT_MARGIN * spend * disc
+        n = len(ids)
+        self._last = pa.table({
+            "customer_id": ids, "model_id": [(self.model.meta_ or {}).get("model_id")] * n,
+            "spend_model_id": [(self.spend.meta_ or {}).get("model_id")] * n,
+            "as_of": pa.array([as_of] * n, pa.date32()), "horizon_days": [self.horizon_days] * n,
+            "p_alive": p_alive, "expected_purchases": expected, "expected_spend": spend, "clv": clv})
+        segments = value_segment(clv, p_alive, self.high_min, self.mid_min, self.risk_bands)
+        return list(zip(ids, segments))
+
+    def _score(self, f: pd.DataFrame, as_of: dt.date) -> list[tuple[str, str]]:
+        from custseg.clv.predict import predict
+
         if f.empty:
             self._last = None
             return []
@@ -206,10 +347,14 @@ class ValueEvaluator(Evaluator):
                        intervals=False, summary=summary)
         segments = value_segment(pred["clv"].to_numpy(float), pred["p_alive"].to_numpy(float),
                                  self.high_min, self.mid_min, self.risk_bands)
-        self._last = pred
+        frame = pred[["customer_id", "model_id", "spend_model_id", "as_of", "horizon_days", "p_alive",
+                      "expected_purchases", "expected_spend", "clv"]].copy()
+        frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
+        self._last = pa.Table.from_pandas(frame, preserve_index=False)
         return list(zip(pred["customer_id"], segments))
 
-    def extra(self) -> pd.DataFrame | None:
+    def extra(self) -> pa.Table | None:
+        """The last assignment's CLV rows (the columns of ``service_clv`` but ``computed_at``)."""
         return self._last
 
 

@@ -24,17 +24,22 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-import pandas as pd
 import pyarrow as pa
 
+from custseg.service.aggregates import LiveAggregates
 from custseg.service.evaluators import Evaluator, NotLive, live_key, make_evaluator
-from custseg.service.features import GROUP, IDS, LiveFeatures
+from custseg.service.features import FEATURES_TABLE, GROUP, IDS, LiveFeatures
 from custseg.service.tables import activate, create_tables
 
 log = logging.getLogger(__name__)
+
+
+_CHANGE_TYPES = {"change_id": pa.int64(), "customer_id": pa.string(), "run_id": pa.string(),
+                 "from_segment": pa.string(), "to_segment": pa.string(), "changed_at": pa.timestamp("us"),
+                 "cause": pa.string()}
 
 
 class IdCounter:
@@ -118,7 +123,20 @@ class LiveState:
         con = store.con
         self.features = LiveFeatures(store)
         self.clock = self._initial_clock()
-        self.features.sql(self.clock)  # compiles, and creates the group table the evaluators compile against
+        self.aggregates: LiveAggregates | None = None
+        if self.features.reference is not None:
+            # Features from per-customer running aggregates; the group table the evaluators compile
+            # against has the batch table's columns.
+            con.execute(f'CREATE OR REPLACE TEMP TABLE {GROUP} AS SELECT * FROM "{FEATURES_TABLE}" LIMIT 0')
+            types = {r[0]: r[1] for r in con.execute(f'DESCRIBE "{FEATURES_TABLE}"').fetchall()}
+            t0 = time.perf_counter()
+            self.aggregates = LiveAggregates(store, types, self.features.include)
+            log.info("loaded %d cleaned rows for live features in %.1f s", self.aggregates.loaded_rows,
+                     time.perf_counter() - t0)
+        else:  # no batch features: the batch query over the touched customers
+            self.features.sql(self.clock)  # compiles, and creates the group table
+        self._touched: set[str] = set()
+        self._members: dict[str, dict[str, set[str]]] = {}
         self.not_live: dict[str, str] = {}
         self.runs: dict[str, LiveRun] = {}
         now = dt.datetime.now()
@@ -140,6 +158,7 @@ class LiveState:
             self.change_ids.rollback()
             raise
         self.change_ids.commit()
+        self._load_memberships()
 
     # -- start -----------------------------------------------------------------------------
     def _initial_clock(self) -> dt.date:
@@ -210,44 +229,60 @@ class LiveState:
             self.clock = max(self.clock, latest.date() + dt.timedelta(days=1))
         return self.clock
 
-    def evaluate(self, causes: dict[str, str], now: dt.datetime) -> Evaluation:
+    def evaluate(self, causes: dict[str, str], now: dt.datetime, events: Sequence = (),
+                 reload: Iterable[str] = ()) -> Evaluation:
         """Re-evaluate the customers of ``causes`` (``{customer_id: event_id}``) as of the clock.
 
-        Runs inside the writer's transaction.
+        ``events`` are the group's stored events, ``reload`` the customers whose rows must be read
+        again from the store (see :mod:`custseg.service.aggregates`). Runs inside the writer's
+        transaction.
         """
         con = self.store.con
         as_of = self.clock
         ids = sorted(causes)
         out = Evaluation(as_of, customers=set(ids))
         t0 = time.perf_counter()
-        self.features.compute(ids, as_of)
-        out.with_features = {r[0] for r in con.execute(f"SELECT customer_id FROM {GROUP}").fetchall()}
-        con.execute(f"DELETE FROM service_features WHERE customer_id IN (SELECT customer_id FROM {IDS})")
-        con.execute(f"INSERT INTO service_features SELECT *, ?::TIMESTAMP FROM {GROUP}", [now])
+        self._touched |= set(ids)
+        if self.aggregates is not None:
+            self.aggregates.apply(events, reload)
+            table = self.aggregates.features(ids, as_of)
+            con.register("_svc_live_rows", table)
+            try:
+                if any(not r.evaluator.python for r in self.runs.values()):  # their SQL reads the group table
+                    con.execute(f"DELETE FROM {GROUP}")
+                    con.execute(f"INSERT INTO {GROUP} SELECT * FROM _svc_live_rows")
+                con.execute("DELETE FROM service_features WHERE customer_id IN (SELECT unnest(?))", [ids])
+                con.execute("INSERT INTO service_features SELECT *, ?::TIMESTAMP FROM _svc_live_rows", [now])
+            finally:
+                con.unregister("_svc_live_rows")
+            out.with_features = set(table.column("customer_id").to_pylist())
+        else:
+            self.features.compute(ids, as_of)
+            table = None
+            out.with_features = {r[0] for r in con.execute(f"SELECT customer_id FROM {GROUP}").fetchall()}
+            con.execute(f"DELETE FROM service_features WHERE customer_id IN (SELECT customer_id FROM {IDS})")
+            con.execute(f"INSERT INTO service_features SELECT *, ?::TIMESTAMP FROM {GROUP}", [now])
         t1 = time.perf_counter()
-        self._assign(list(self.runs.values()), causes, as_of, now, out)
+        self._assign(list(self.runs.values()), causes, as_of, now, out, table=table)
         out.features_ms, out.segments_ms = (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
         return out
 
     def _assign(self, runs: list[LiveRun], causes: dict[str, str], as_of: dt.date, now: dt.datetime,
-                out: Evaluation, record: bool = True) -> None:
+                out: Evaluation, record: bool = True, table: pa.Table | None = None) -> None:
         """Assign the group table's customers in ``runs``; update memberships (and record the changes)."""
         con = self.store.con
         ids = sorted(causes)
-        old_rows = con.execute(
-            f"SELECT run_id, customer_id, segment FROM service_memberships WHERE customer_id IN "
-            f"(SELECT customer_id FROM {IDS}) AND run_id IN (SELECT unnest(?))", [[r.run_id for r in runs]]
-        ).fetchall()
-        old: dict[tuple[str, str], set[str]] = defaultdict(set)
-        for run_id, cid, seg in old_rows:
-            old[(run_id, cid)].add(seg)
+        old = self._memberships(ids, [r.run_id for r in runs])
         gone, came, changes = [], [], []
         for run in runs:
             new: dict[str, set[str]] = defaultdict(set)
-            for cid, seg in run.evaluator.assign(con, as_of):
+            pairs = run.evaluator.assign_rows(table, as_of) if table is not None else None
+            if pairs is None:
+                pairs = run.evaluator.assign(con, as_of)
+            for cid, seg in pairs:
                 new[cid].add(seg)
             if run.method == "value" and record:
-                self._keep_clv(run, now)
+                self._keep_clv(run, now, ids)
             for cid in ids:
                 before, after = old.get((run.run_id, cid), set()), new.get(cid, set())
                 out.previous.setdefault(cid, {})[run.run_id] = sorted(before)
@@ -255,6 +290,7 @@ class LiveState:
                 if before == after:
                     continue
                 cause = causes[cid]
+                self._members.setdefault(cid, {})[run.run_id] = set(after)
                 gone += [(run.run_id, cid, s) for s in sorted(before - after)]
                 came += [(run.run_id, cid, s, now, cause) for s in sorted(after - before)]
                 changes += _changes(run, cid, before, after, now, cause)
@@ -279,8 +315,8 @@ class LiveState:
             first = self.change_ids(len(changes))
             for i, row in enumerate(changes):
                 row["change_id"] = first + i
-            frame = pd.DataFrame(changes)[["change_id", "customer_id", "run_id", "from_segment", "to_segment",
-                                           "changed_at", "cause"]]
+            names = ("change_id", "customer_id", "run_id", "from_segment", "to_segment", "changed_at", "cause")
+            frame = pa.table({n: pa.array([row[n] for row in changes], _CHANGE_TYPES[n]) for n in names})
             con.register("_svc_changes", frame)
             try:
                 con.execute("INSERT INTO segment_changes SELECT * FROM _svc_changes")
@@ -288,27 +324,56 @@ class LiveState:
                 con.unregister("_svc_changes")
         out.changes += changes
 
-    def _keep_clv(self, run: LiveRun, now: dt.datetime) -> None:
+    def _memberships(self, ids: list[str], run_ids: list[str]) -> dict[tuple[str, str], set[str]]:
+        """``{(run_id, customer_id): segments}`` now, from memory (read from the store when unknown)."""
+        unknown = [c for c in ids if c not in self._members]
+        if unknown:
+            for cid in unknown:
+                self._members[cid] = {}
+            for run_id, cid, seg in self.store.con.execute(
+                    "SELECT run_id, customer_id, segment FROM service_memberships WHERE customer_id IN "
+                    "(SELECT unnest(?))", [unknown]).fetchall():
+                self._members[cid].setdefault(run_id, set()).add(seg)
+        wanted = set(run_ids)
+        return {(run_id, cid): set(segs) for cid in ids for run_id, segs in self._members[cid].items()
+                if run_id in wanted}
+
+    def _load_memberships(self) -> None:
+        self._members = {}
+        for run_id, cid, seg in self.store.con.execute(
+                "SELECT run_id, customer_id, segment FROM service_memberships").fetchall():
+            self._members.setdefault(cid, {}).setdefault(run_id, set()).add(seg)
+
+    def _keep_clv(self, run: LiveRun, now: dt.datetime, ids: list[str]) -> None:
         con = self.store.con
-        con.execute(f"DELETE FROM service_clv WHERE customer_id IN (SELECT customer_id FROM {IDS})")
+        con.execute("DELETE FROM service_clv WHERE customer_id IN (SELECT unnest(?))", [ids])
         pred = run.evaluator.extra()
-        if pred is None or pred.empty:
+        if pred is None or pred.num_rows == 0:
             return
-        frame = pred[["customer_id", "model_id", "spend_model_id", "as_of", "horizon_days", "p_alive",
-                      "expected_purchases", "expected_spend", "clv"]].copy()
-        frame["as_of"] = pd.to_datetime(frame["as_of"]).dt.date
-        frame["computed_at"] = now
-        con.register("_svc_clv", frame)
+        con.register("_svc_clv", pred)
         try:
-            con.execute("INSERT INTO service_clv SELECT * FROM _svc_clv")
+            con.execute("INSERT INTO service_clv SELECT *, ?::TIMESTAMP FROM _svc_clv", [now])
         finally:
             con.unregister("_svc_clv")
 
+    def forget(self, customer_ids: Iterable[str]) -> None:
+        """Read these customers' rows and memberships from the store when next needed (after a
+        deletion, a failed group)."""
+        customer_ids = set(customer_ids)
+        for cid in customer_ids:
+            self._members.pop(cid, None)
+        if self.aggregates is not None:
+            self.aggregates.forget(customer_ids)
+
     def commit(self) -> None:
         self.change_ids.commit()
+        self._touched = set()
 
     def rollback(self) -> None:
         self.change_ids.rollback()
+        # The in-memory rows of this group's customers may hold rows the store no longer does.
+        self.forget(self._touched)
+        self._touched = set()
 
 
 def _changes(run: LiveRun, cid: str, before: set[str], after: set[str], now: dt.datetime, cause: str) -> list[dict]:

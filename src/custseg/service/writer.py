@@ -36,6 +36,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -55,6 +56,16 @@ class Pending:
 
     events: list
     received_at: dt.datetime
+    future: Future = field(default_factory=Future)
+
+
+@dataclass
+class Call:
+    """A function to run on the writer thread, in a transaction of its own (:meth:`EventWriter.call`)."""
+
+    fn: object
+    args: tuple
+    transaction: bool = True
     future: Future = field(default_factory=Future)
 
 
@@ -98,7 +109,8 @@ class EventWriter:
         self.max_group_events = max_group_events
         self.group_wait = group_wait
         self._last_requests = 0
-        self._queue: queue.Queue[Pending | None] = queue.Queue(maxsize=max_queue)
+        self._queue: queue.Queue[Pending | Call | None] = queue.Queue(maxsize=max_queue)
+        self._carry: Pending | Call | None = None
         self._thread = threading.Thread(target=self._run, name="custseg-writer", daemon=True)
         self._gate = threading.Lock()
         self._stopping = threading.Event()
@@ -144,12 +156,64 @@ class EventWriter:
             raise ServiceBusy(f"{self._queue.maxsize:,} requests are already waiting; retry shortly") from None
         return pending.future
 
+    def call(self, fn, *args, timeout: float | None = 30.0, transaction: bool = True):
+        """Run ``fn(con, *args)`` on the writer thread and return its result (or raise its exception).
+
+        ``con`` is the store's connection. With ``transaction`` (the default) the call runs in a
+        transaction of its own, committed when ``fn`` returns and rolled back when it raises; events
+        queued meanwhile wait for it. Raises :class:`ServiceBusy` when the writer has stopped or its
+        queue is full, :class:`TimeoutError` after ``timeout`` seconds (the call still runs).
+        """
+        if not self.running:
+            raise ServiceBusy("the service is stopping; try again later")
+        item = Call(fn, args, transaction)
+        try:
+            self._queue.put(item, timeout=timeout)
+        except queue.Full:
+            raise ServiceBusy(f"{self._queue.maxsize:,} requests are already waiting; retry shortly") from None
+        try:
+            return item.future.result(timeout)
+        except FutureTimeout:
+            raise TimeoutError(f"the writer did not finish the call within {timeout} s") from None
+
+    def _call(self, item: Call) -> None:
+        if not item.future.set_running_or_notify_cancel():
+            return
+        con = self.store.con
+        try:
+            if item.transaction:
+                con.execute("BEGIN TRANSACTION")
+            try:
+                result = item.fn(con, *item.args)
+            except BaseException:
+                if item.transaction:
+                    con.execute("ROLLBACK")
+                raise
+            if item.transaction:
+                con.execute("COMMIT")
+        except Exception as exc:
+            item.future.set_exception(exc)
+            return
+        item.future.set_result(result)
+
     # -- the thread ----------------------------------------------------------------------------
+    def _next(self, timeout: float | None = None, block: bool = True):
+        if self._carry is not None:
+            item, self._carry = self._carry, None
+            return item
+        if not block:
+            return self._queue.get_nowait()
+        return self._queue.get(timeout=timeout)
+
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
+            first = self._next()
             if first is None:
                 break
+            if isinstance(first, Call):
+                with self._gate:
+                    self._call(first)
+                continue
             with self._gate:
                 group, stop = [first], False
                 n = len(first.events)
@@ -159,11 +223,14 @@ class EventWriter:
                 while n < self.max_group_events:
                     left = deadline - time.monotonic()
                     try:
-                        nxt = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
+                        nxt = self._next(timeout=left) if left > 0 else self._next(block=False)
                     except queue.Empty:
                         break
                     if nxt is None:
                         stop = True
+                        break
+                    if isinstance(nxt, Call):  # runs after this group, alone
+                        self._carry = nxt
                         break
                     group.append(nxt)
                     n += len(nxt.events)
@@ -177,7 +244,7 @@ class EventWriter:
                 p = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if p is not None:
+            if p is not None and p.future.set_running_or_notify_cancel():
                 p.future.set_exception(ServiceBusy("the service stopped before applying these events"))
 
     def _apply(self, group: list[Pending]) -> None:
@@ -223,7 +290,9 @@ class EventWriter:
             if live is not None:
                 live.advance(e.time for _, e in new if written.stored.get(e.event_id))
                 if written.customers:
-                    evaluation = live.evaluate(written.customers, now)
+                    stored = [e for _, e in new if written.stored.get(e.event_id)]
+                    evaluation = live.evaluate(written.customers, now, events=stored,
+                                               reload=written.reattributed)
             results = [self._result(i, p, status, written, evaluation) for i, p in enumerate(group)]
             t_commit = time.perf_counter()
             con.execute("COMMIT")
@@ -307,4 +376,4 @@ class EventWriter:
         return out
 
 
-__all__ = ["EventWriter", "GroupStats", "Pending", "ServiceBusy"]
+__all__ = ["Call", "EventWriter", "GroupStats", "Pending", "ServiceBusy"]
