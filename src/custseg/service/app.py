@@ -93,6 +93,7 @@ def create_app(
     service = Service(store, live, writer, readers, plays,
                       Limits(max_batch=max_batch, max_body_bytes=max_body_bytes, max_future=max_future,
                              request_timeout=request_timeout))
+    readers.barrier = writer.wait_flushed
     writer.start()
 
     @contextlib.asynccontextmanager
@@ -116,6 +117,7 @@ def create_app(
     from custseg.service.routes import api
 
     app.include_router(api)
+    __import__("custseg.service.dashboard", fromlist=["mount"]).mount(app)
     return app
 
 
