@@ -5,7 +5,17 @@
 'Onboard'
 """
 
-from custseg.targeting.audience import AudiencePlan, AudienceResult, export_audience, plan_audience
+from custseg.targeting.audience import (
+    AudiencePlan,
+    AudienceResult,
+    EmptyAudience,
+    RecordedAudience,
+    UnknownSegment,
+    export_audience,
+    plan_audience,
+    record_audience,
+)
+from custseg.targeting.campaigns import CampaignConflict
 from custseg.targeting.holdout import draw_holdout, holdout_size
 from custseg.targeting.playbook import (
     Play,
@@ -18,7 +28,7 @@ from custseg.targeting.playbook import (
 from custseg.targeting.styles import STYLES
 
 __all__ = [
-    "STYLES", "AudiencePlan", "AudienceResult", "Play", "Playbook", "PlaybookError", "draw_holdout",
-    "export_audience", "holdout_size", "load_playbook", "plan_audience", "playbook_for_run",
-    "write_default_playbook",
+    "STYLES", "AudiencePlan", "AudienceResult", "CampaignConflict", "EmptyAudience", "Play", "Playbook",
+    "PlaybookError", "RecordedAudience", "UnknownSegment", "draw_holdout", "export_audience", "holdout_size",
+    "load_playbook", "plan_audience", "playbook_for_run", "record_audience", "write_default_playbook",
 ]

@@ -38,6 +38,14 @@ STATUSES = (TREATMENT, CONTROL) + EXCLUDED
 PRODUCT_SEPARATOR = "; "
 
 
+class UnknownSegment(ValueError):
+    """A segment asked for is not in the run (or the run has no memberships)."""
+
+
+class EmptyAudience(ValueError):
+    """No customer of the chosen segments would receive the campaign (nothing to export or record)."""
+
+
 @dataclass
 class AudiencePlan:
     """Who is in an audience, before anything is written.
@@ -266,11 +274,7 @@ def export_audience(store, segment: str | Sequence[str], *, path: str | Path, ru
     playbook = playbook if isinstance(playbook, Playbook) else load_playbook(playbook)
 
     plan = plan_audience(store, segment, run_id=run_id, holdout=holdout, seed=seed)
-    treatment, control = plan.ids(TREATMENT), plan.ids(CONTROL)
-    if not treatment:
-        raise ValueError(f"nothing to export from {', '.join(plan.segments)} of run {plan.run_id}: "
-                         f"{plan.in_segment:,} customers, {plan.excluded:,} without consent or a usable email, "
-                         f"{plan.holdout:,} held out")
+    treatment, control = _arms(plan)
     now = dt.datetime.now().replace(microsecond=0)
     campaign_id = campaign_id or new_campaign_id(now)
     check_campaign(store, campaign_id, treatment, control)  # refuse before writing anything
@@ -301,12 +305,7 @@ def export_audience(store, segment: str | Sequence[str], *, path: str | Path, ru
             out.to_csv(tmp, index=False, encoding="utf-8")
         else:
             out.to_parquet(tmp, index=False)
-        segs = ", ".join(plan.segments)
-        description = (f"Audience of {segs} from run {plan.run_id} ({plan.method}): {len(treatment):,} exported "
-                       f"(treatment), {len(control):,} held out (control, {plan.holdout_share:.0%} of each segment, "
-                       f"seed {plan.seed}); {plan.excluded:,} excluded without consent or a usable email")
-        reused = record_campaign(store, campaign_id, treatment, control, name=f"Audience: {segs}"[:200],
-                                 description=description, now=now)
+        reused = _record(store, plan, campaign_id, treatment, control, now)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -316,7 +315,94 @@ def export_audience(store, segment: str | Sequence[str], *, path: str | Path, ru
     return AudienceResult(campaign_id, path, fmt, style, tuple(out.columns), reused, plan, notes)
 
 
+@dataclass
+class RecordedAudience:
+    """What :func:`record_audience` recorded.
+
+    Attributes
+    ----------
+    campaign_id : str
+        The campaign the arms are recorded under.
+    reused : bool
+        True when the campaign already held exactly these arms (nothing was added).
+    plan : AudiencePlan
+        Who is in the audience (its counts, per segment, members and their status).
+    notes : list of str
+        The plan's notes, and one when nothing was recorded.
+    """
+
+    campaign_id: str
+    reused: bool
+    plan: AudiencePlan
+    notes: list[str] = field(default_factory=list)
+
+
+def record_audience(store, segment: str | Sequence[str], *, run_id: str | None = None, holdout: float = 0.1,
+                    seed: int = 0, campaign_id: str | None = None,
+                    now: dt.datetime | None = None) -> RecordedAudience:
+    """Record an audience as a campaign (both arms), as :func:`export_audience` does, without a file.
+
+    The same plan, checks, campaign row and assignments as ``custseg audience export`` (and
+    the same idempotence: recording the same arms again under a campaign id adds nothing;
+    other arms under an id that has assignments are refused). For a caller that hands the
+    file out by other means, such as the service's ``POST /v1/audiences``.
+
+    Parameters
+    ----------
+    store : Store
+        The store, opened for writing.
+    segment, run_id, holdout, seed, campaign_id
+        As in :func:`export_audience`.
+    now : datetime, default=None
+        The campaign's start and assignment time; None for now.
+
+    Returns
+    -------
+    RecordedAudience
+
+    Raises
+    ------
+    UnknownSegment
+        A segment is not in the run.
+    EmptyAudience
+        Nobody would be in the treatment arm.
+    custseg.targeting.campaigns.CampaignConflict
+        The campaign id holds other assignments.
+    """
+    plan = plan_audience(store, segment, run_id=run_id, holdout=holdout, seed=seed)
+    treatment, control = _arms(plan)
+    now = (now or dt.datetime.now()).replace(microsecond=0)
+    campaign_id = campaign_id or new_campaign_id(now)
+    reused = _record(store, plan, campaign_id, treatment, control, now)
+    notes = list(plan.notes)
+    if reused:
+        notes.append(f"campaign {campaign_id} already held exactly these arms; nothing recorded")
+    return RecordedAudience(campaign_id, reused, plan, notes)
+
+
 # -- helpers ---------------------------------------------------------------------------
+
+def _arms(plan: AudiencePlan) -> tuple[list[str], list[str]]:
+    """``(treatment, control)`` ids of a plan; an EmptyAudience error when nobody would be sent to."""
+    treatment, control = plan.ids(TREATMENT), plan.ids(CONTROL)
+    if not treatment:
+        raise EmptyAudience(f"nothing to export from {', '.join(plan.segments)} of run {plan.run_id}: "
+                            f"{plan.in_segment:,} customers, {plan.excluded:,} without consent or a usable email, "
+                            f"{plan.holdout:,} held out")
+    return treatment, control
+
+
+def _record(store, plan: AudiencePlan, campaign_id: str, treatment: list[str], control: list[str],
+            now: dt.datetime) -> bool:
+    """Record the campaign row and both arms (:func:`record_campaign`); True when already recorded."""
+    segs = ", ".join(plan.segments)
+    description = (f"Audience of {segs} from run {plan.run_id} ({plan.method}): {len(treatment):,} exported "
+                   f"(treatment), {len(control):,} held out (control, {plan.holdout_share:.0%} of each segment, "
+                   f"seed {plan.seed}); {plan.excluded:,} excluded without consent or a usable email")
+    return record_campaign(store, campaign_id, treatment, control, name=f"Audience: {segs}"[:200],
+                           description=description, now=now)
+
+
 
 def _priority(parameters) -> list[str]:
     import json
@@ -332,7 +418,7 @@ def _priority(parameters) -> list[str]:
 def _choose(spec: str | Sequence[str], sizes: dict[str, int], run_id: str, priority: list[str]) -> list[str]:
     """The segment names asked for, as the run spells them, in order."""
     if not sizes:
-        raise ValueError(f"run {run_id} has no memberships")
+        raise UnknownSegment(f"run {run_id} has no memberships")
     rank = {s: i for i, s in enumerate(priority)}
     everything = sorted(sizes, key=lambda s: (rank.get(s, len(rank)), -sizes[s], s))
     if isinstance(spec, str) and spec.strip().casefold() == "all":
@@ -361,7 +447,7 @@ def _unknown(name: str, sizes: dict[str, int], run_id: str):
 
     close = difflib.get_close_matches(name, list(sizes), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ValueError(f"segment {name!r} is not in run {run_id}{hint}; its segments: {', '.join(sorted(sizes))}")
+    raise UnknownSegment(f"segment {name!r} is not in run {run_id}{hint}; its segments: {', '.join(sorted(sizes))}")
 
 
 def _unsubscribed(store, cleaned) -> set[str]:

@@ -19,6 +19,10 @@ import pandas as pd
 ARMS = ("treatment", "control")
 
 
+class CampaignConflict(ValueError):
+    """The campaign id already holds other assignments than the ones being recorded."""
+
+
 def new_campaign_id(now: dt.datetime | None = None) -> str:
     """``AUD-YYYYMMDD-HHMMSS-xxxx``: sortable by time, unique."""
     now = now or dt.datetime.now()
@@ -37,8 +41,8 @@ def check_campaign(store, campaign_id: str, treatment: Iterable[str], control: I
 
     Raises
     ------
-    ValueError
-        When the campaign has assignments that differ from these.
+    CampaignConflict
+        (a ValueError) When the campaign has assignments that differ from these.
     """
     wanted = {**{str(c): "treatment" for c in treatment}, **{str(c): "control" for c in control}}
     recorded = recorded_arms(store, campaign_id)
@@ -49,7 +53,7 @@ def check_campaign(store, campaign_id: str, treatment: Iterable[str], control: I
     moved = sum(1 for c, arm in wanted.items() if c in recorded and recorded[c] != arm)
     added = sum(1 for c in wanted if c not in recorded)
     gone = sum(1 for c in recorded if c not in wanted)
-    raise ValueError(
+    raise CampaignConflict(
         f"campaign {campaign_id!r} already has {len(recorded):,} assignments and this audience differs "
         f"({moved:,} customers would change arm, {added:,} be added, {gone:,} be missing); "
         "use a new campaign id (or the same segment, run, holdout and seed to export it again)")
