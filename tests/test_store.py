@@ -32,8 +32,8 @@ def test_older_store_file_opens_and_is_migrated(tmp_path):
     path = tmp_path / "v1.duckdb"
     _make_v1_file(path)
     with Store(path) as store:
-        assert store.migrations_applied == [2, 3, 4, 5]
-        assert store.schema_version == 5
+        assert store.migrations_applied == list(range(2, SCHEMA_VERSION + 1))
+        assert store.schema_version == SCHEMA_VERSION == 6
         assert store.has_table("clv_models") and store.has_table("clv_predictions")
         products = store.to_pandas("products").sort_values("product_id")
         assert products.name.tolist() == ["cheap", "mid", "dear"]  # data kept

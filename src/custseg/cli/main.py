@@ -41,7 +41,7 @@ def _register() -> None:
     import importlib
 
     for name in ("store_cmd", "ingest_cmd", "pipeline_cmd", "rules_cmd", "cluster_cmd", "profile_cmd", "clv_cmd",
-                 "recommend_cmd", "audience_cmd", "measure_cmd", "report_cmd", "serve_cmd", "keys_cmd"):
+                 "recommend_cmd", "audience_cmd", "measure_cmd", "report_cmd", "serve_cmd", "keys_cmd", "assign_cmd"):
         try:
             module = importlib.import_module(f"custseg.cli.{name}")
         except ModuleNotFoundError as exc:

@@ -14,7 +14,7 @@ import duckdb
 
 from custseg.store.schema import TABLES
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Hand-written SQL run after the declarative part of a version, if any.
 _EXTRA_STEPS: dict[int, tuple[str, ...]] = {

@@ -439,6 +439,26 @@ DELETION_LOG = Table(
     since=5,
 )
 
+ASSIGN_MODELS = Table(
+    "assign_models",
+    (
+        C("model_id", "VARCHAR"),
+        C("run_id", "VARCHAR", description="The segmentation run whose segments the model predicts."),
+        C("method", "VARCHAR", description="The run's method (chooses the playbook's plays)."),
+        C("as_of", "DATE", description="The run's as-of date: ages and purchases are taken before it."),
+        C("created_at", "TIMESTAMP"),
+        C("n_customers", "BIGINT", description="Members of the run the model was fitted on."),
+        C("seed", "BIGINT"),
+        C("summary", "VARCHAR", description="JSON: format, scikit-learn version, parameters, answers, "
+                                            "segment shares."),
+        C("model", "BLOB", description="The fitted SegmentAssigner, pickled (load only from a trusted store)."),
+    ),
+    key=("model_id",),
+    description="Cold-start segment classifiers (`custseg assign train`, `POST /v1/assign`).",
+    ingestible=False,
+    since=6,
+)
+
 DEMO_PERSONAS = Table(
     "demo_personas",
     (
@@ -460,7 +480,7 @@ INGESTIBLE: dict[str, Table] = {
 SYSTEM: dict[str, Table] = {
     t.name: t for t in (REJECTS, INGEST_LOG, SEGMENT_RUNS, SEGMENT_MEMBERSHIPS, RFM_SCORES, DEMO_PERSONAS,
                         CLV_MODELS, CLV_PREDICTIONS, RECOMMENDATIONS, API_KEYS, SERVICE_EVENTS, SEGMENT_CHANGES,
-                        DELETION_LOG)
+                        DELETION_LOG, ASSIGN_MODELS)
 }
 TABLES: dict[str, Table] = {**INGESTIBLE, **SYSTEM}
 
