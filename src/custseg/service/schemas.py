@@ -192,3 +192,22 @@ class Health(BaseModel):
     live_segmentations: int
     not_live: int
     auth: bool
+
+
+class Summary(BaseModel):
+    p50: float
+    p99: float
+    max: float
+
+
+class WriterStats(BaseModel):
+    groups: int
+    queued_requests: int
+    requests_per_group: Summary | None = None
+    events_per_group: Summary | None = None
+    write_ms: Summary | None = None
+    features_ms: Summary | None = None
+    segments_ms: Summary | None = None
+    commit_ms: Summary | None = None
+    total_ms: Summary | None = None
+    flush_ms: Summary | None = None

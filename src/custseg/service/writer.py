@@ -46,6 +46,10 @@ from custseg.service.canonical import Provenance, write_events
 log = logging.getLogger(__name__)
 
 
+#: Queued by a reader that waits for the derived rows (:meth:`EventWriter.wait_flushed`).
+_FLUSH = object()
+
+
 class ServiceBusy(RuntimeError):
     """The writer's queue is full or the writer has stopped: try again later."""
 
@@ -100,10 +104,12 @@ class EventWriter:
     group_wait : float, default=0.03
         Seconds a group stays open for more requests, only when the previous group had several
         (concurrent clients: those it answered are about to send again); a lone client never waits.
+    flush_interval : float, default=0.25
+        Under load, most seconds between two writes of the derived tables (:meth:`flush`).
     """
 
     def __init__(self, store, live=None, *, max_group_events: int = 5_000, max_queue: int = 10_000,
-                 group_wait: float = 0.03):
+                 group_wait: float = 0.03, flush_interval: float = 0.25):
         self.store = store
         self.live = live
         self.max_group_events = max_group_events
@@ -111,11 +117,17 @@ class EventWriter:
         self._last_requests = 0
         self._queue: queue.Queue[Pending | Call | None] = queue.Queue(maxsize=max_queue)
         self._carry: Pending | Call | None = None
+        self.flush_interval = flush_interval
+        self._flushed_at = time.monotonic()
+        self._committed = 0  # groups committed (writer thread)
+        self._flushed = 0  # of which the derived rows are written
+        self._flush_cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="custseg-writer", daemon=True)
         self._gate = threading.Lock()
         self._stopping = threading.Event()
         self.provenance = Provenance(dt.datetime.now().replace(microsecond=0))
         self.groups: deque[GroupStats] = deque(maxlen=1_000)
+        self.flushes: deque[float] = deque(maxlen=1_000)
         self.error: str | None = None
 
     # -- control -----------------------------------------------------------------------------
@@ -176,6 +188,70 @@ class EventWriter:
         except FutureTimeout:
             raise TimeoutError(f"the writer did not finish the call within {timeout} s") from None
 
+    def flush(self) -> None:
+        """Write what committed groups left for later: the live features and CLV of their customers
+        (``service_features``, ``service_clv``) and the ``ingest_log`` counts, in one transaction.
+
+        The writer flushes at most every ``flush_interval`` seconds (after a group, or when idle),
+        at once when a reader waits for these rows (:meth:`wait_flushed`), before a :meth:`call` and
+        when it stops. These rows are derived from the committed events: a group is answered before
+        they are written, and after a crash the service recomputes the features of customers whose
+        events came after the last flush.
+        """
+        live = self.live
+        seq = self._committed
+        rows = live.take_unflushed() if live is not None else []
+        if not rows and not self.provenance.unflushed:
+            self._flushed_at = time.monotonic()
+            self._flushed_up_to(seq)
+            return
+        con = self.store.con
+        started = time.monotonic()
+        counts = dict(self.provenance._unflushed)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if rows:
+                    live.flush(con, rows)
+                self.provenance.flush(con)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        except Exception:
+            log.exception("writing the live features and ingest counts failed; will try again")
+            if rows:
+                live.restore_unflushed(rows)
+            self.provenance._unflushed = counts
+            self._flushed_at = time.monotonic()
+            return
+        self._flushed_at = time.monotonic()
+        self.flushes.append((self._flushed_at - started) * 1e3)
+        self._flushed_up_to(seq)
+
+    def _flushed_up_to(self, seq: int) -> None:
+        with self._flush_cond:
+            self._flushed = max(self._flushed, seq)
+            self._flush_cond.notify_all()
+
+    def _unflushed(self) -> bool:
+        return self._flushed < self._committed or self.provenance.unflushed
+
+    def wait_flushed(self, timeout: float = 1.0) -> bool:
+        """Wait until the groups committed so far have their derived rows written (read-your-writes
+        for reads of ``service_features`` and ``service_clv``); False after ``timeout`` seconds.
+
+        Asks the writer to flush now rather than at its next interval."""
+        target = self._committed
+        if self._flushed >= target:
+            return True
+        try:
+            self._queue.put_nowait(_FLUSH)
+        except queue.Full:
+            pass
+        with self._flush_cond:
+            return self._flush_cond.wait_for(lambda: self._flushed >= target or not self.running, timeout)
+
     def _call(self, item: Call) -> None:
         if not item.future.set_running_or_notify_cancel():
             return
@@ -207,12 +283,26 @@ class EventWriter:
 
     def _run(self) -> None:
         while True:
-            first = self._next()
+            try:
+                # Idle with derived rows unwritten: write them once flush_interval has passed.
+                wait = None if not self._unflushed() else max(
+                    0.0, self.flush_interval - (time.monotonic() - self._flushed_at))
+                first = self._next(timeout=wait)
+            except queue.Empty:
+                with self._gate:
+                    self.flush()
+                continue
             if first is None:
                 break
+            if first is _FLUSH:  # a reader waits for the derived rows
+                with self._gate:
+                    self.flush()
+                continue
             if isinstance(first, Call):
                 with self._gate:
+                    self.flush()  # the call may read the derived tables, or rebuild the live state
                     self._call(first)
+                    self.provenance.invalidate()  # it may have added or deleted rows
                 continue
             with self._gate:
                 group, stop = [first], False
@@ -229,22 +319,25 @@ class EventWriter:
                     if nxt is None:
                         stop = True
                         break
-                    if isinstance(nxt, Call):  # runs after this group, alone
+                    if isinstance(nxt, Call) or nxt is _FLUSH:  # after this group, alone
                         self._carry = nxt
                         break
                     group.append(nxt)
                     n += len(nxt.events)
                 self._last_requests = len(group)
                 self._apply(group)
+                if time.monotonic() - self._flushed_at >= self.flush_interval:
+                    self.flush()
             if stop:
                 break
+        self.flush()
         # Requests that raced with stop(): refuse them rather than leave them waiting.
         while True:
             try:
                 p = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if p is not None and p.future.set_running_or_notify_cancel():
+            if p is not None and p is not _FLUSH and p.future.set_running_or_notify_cancel():
                 p.future.set_exception(ServiceBusy("the service stopped before applying these events"))
 
     def _apply(self, group: list[Pending]) -> None:
@@ -271,9 +364,7 @@ class EventWriter:
         con.execute("BEGIN TRANSACTION")
         try:
             events = [(i, e) for i, p in enumerate(group) for e in p.events]
-            known = {r[0] for r in con.execute(
-                "SELECT event_id FROM service_events WHERE event_id IN (SELECT unnest(?))",
-                [sorted({e.event_id for _, e in events})]).fetchall()}
+            known = self.provenance.existing(con, "service_events", "event_id", {e.event_id for _, e in events})
             new, status = [], {}
             for i, e in events:
                 if e.event_id in known:
@@ -285,6 +376,7 @@ class EventWriter:
             for i, e in new:
                 status[(i, e.event_id)] = "applied" if written.stored.get(e.event_id) else "already_stored"
             self._log_events(con, group, new, written.stored, now)
+            self.provenance.add_keys("service_events", "event_id", (e.event_id for _, e in new))
             t_write = time.perf_counter()
             evaluation = None
             if live is not None:
@@ -306,6 +398,7 @@ class EventWriter:
         self.provenance.commit()
         if live is not None:
             live.commit()
+        self._committed += 1
         t_end = time.perf_counter()
         applied = sum(1 for s in status.values() if s == "applied")
         self.groups.append(GroupStats(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from custseg.service.context import ServiceDep, require
-from custseg.service.schemas import Health
+from custseg.service.context import ServiceDep, guard, require
+from custseg.service.schemas import Health, WriterStats
 
 router = APIRouter(tags=["health"])
 
@@ -26,3 +26,29 @@ def health(service: ServiceDep) -> dict:
         "not_live": len(service.live.not_live),
         "auth": require is not None,
     }
+
+
+@router.get("/stats", response_model=WriterStats, dependencies=guard("admin"),
+            summary="Where the writer's time goes (admin)")
+def stats(service: ServiceDep) -> dict:
+    """Over the writer's last 1,000 groups: requests and events per group, and per-group time (ms) in
+    total and by step (store the events, features, segments, commit), as median, 99th percentile
+    and maximum. The derived-table writes after the answers are counted under ``flush``."""
+    groups = list(service.writer.groups)
+    out: dict = {"groups": len(groups), "queued_requests": service.writer.waiting}
+    if not groups:
+        return out
+    out["requests_per_group"] = _summary([g.requests for g in groups])
+    out["events_per_group"] = _summary([g.events for g in groups])
+    for step in ("write_ms", "features_ms", "segments_ms", "commit_ms", "total_ms"):
+        out[step] = _summary([getattr(g, step) for g in groups])
+    flushes = list(service.writer.flushes)
+    if flushes:
+        out["flush_ms"] = _summary(flushes)
+    return out
+
+
+def _summary(values: list[float]) -> dict:
+    ordered = sorted(values)
+    pick = lambda q: float(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))])  # noqa: E731
+    return {"p50": pick(0.5), "p99": pick(0.99), "max": float(ordered[-1])}
