@@ -346,6 +346,14 @@ def test_delete_customer_removes_every_row_and_logs(service):
     r = client.post("/v1/events", json={"type": "page_view", "event_id": "ev-2", "customer_id": "C000008",
                                         "time": "2025-01-02T11:00:00"}, headers=keys["write"])
     assert r.status_code == 200 and r.json()["applied"] == 1
+    # nothing of the deleted customer comes back from the live state's memory: a new order of the same
+    # id is their only one
+    r = client.post("/v1/events", json={"type": "order", "event_id": "ev-3", "customer_id": cid, "total": 20.0,
+                                        "time": "2025-01-02T12:00:00"}, headers=keys["write"])
+    assert r.status_code == 200 and r.json()["applied"] == 1
+    features = _read(app, "SELECT orders_count, orders_all, net_revenue, emails_sent FROM service_features "
+                          "WHERE customer_id = ?", [cid])
+    assert features == [(1, 1, 20.0, 0)]
 
 
 # -- scopes ---------------------------------------------------------------------------------------

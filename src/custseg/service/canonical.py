@@ -108,10 +108,20 @@ class Provenance:
     def invalidate(self) -> None:
         self._keys = {}
 
+    def take_unflushed(self) -> dict[int, tuple]:
+        """The committed groups' counts not written yet (and forget them): for :meth:`write_counts`."""
+        counts, self._unflushed = self._unflushed, {}
+        return counts
+
     def flush(self, con) -> None:
         """Write the committed groups' counts to ``ingest_log`` (inside the caller's transaction)."""
-        if self._unflushed:
-            items = sorted(self._unflushed.items())
+        self.write_counts(con, self.take_unflushed())
+
+    @staticmethod
+    def write_counts(con, counts: dict[int, tuple]) -> None:
+        """Add ``{ingest_id: (read, accepted, duplicate, at)}`` to ``ingest_log``."""
+        if counts:
+            items = sorted(counts.items())
             counts = pa.table({
                 "ingest_id": pa.array([i for i, _ in items], pa.int64()),
                 "n_read": pa.array([c[0] for _, c in items], pa.int64()),
@@ -126,7 +136,6 @@ class Provenance:
                     "FROM _svc_counts c WHERE ingest_log.ingest_id = c.ingest_id")
             finally:
                 con.unregister("_svc_counts")
-        self._unflushed = {}
 
     @property
     def unflushed(self) -> bool:
@@ -191,6 +200,11 @@ def _insert(con, table: str, rows: list[dict], prov: Provenance) -> None:
     for i, row in enumerate(rows):
         row["ingest_id"] = ingest_id
         row["source_row"] = first + i
+    decl = get_table(table)
+    columns = [c.name for c in decl.columns if c.name in rows[0]]
+    if len(rows) <= SMALL_INSERT:
+        insert_values(con, table, columns, [tuple(r.get(c) for c in columns) for r in rows])
+        return
     data = _arrow(table, rows)
     names = ", ".join(f'"{c}"' for c in data.column_names)
     con.register("_svc_rows", data)
@@ -198,6 +212,21 @@ def _insert(con, table: str, rows: list[dict], prov: Provenance) -> None:
         con.execute(f'INSERT INTO "{table}" ({names}) SELECT {names} FROM _svc_rows')
     finally:
         con.unregister("_svc_rows")
+
+
+#: Up to this many rows, an INSERT with parameters is cheaper than registering an Arrow table
+#: (measured: 0.8 ms against 1.6 ms for 3 rows of 10 columns).
+SMALL_INSERT = 64
+
+
+def insert_values(con, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+    """``INSERT INTO table (columns) VALUES (?, ...), ...`` with ``rows`` as parameters."""
+    if not rows:
+        return
+    one = "(" + ", ".join("?" * len(columns)) + ")"
+    names = ", ".join(f'"{c}"' for c in columns)
+    con.execute(f'INSERT INTO "{table}" ({names}) VALUES {", ".join([one] * len(rows))}',
+                [v for r in rows for v in r])
 
 
 def _device_owners(con, anonymous_ids: Sequence[str]) -> dict[str, str]:
@@ -372,4 +401,4 @@ def _profiles(con, events: list[ProfileUpdate], prov: Provenance, out: Written, 
     prov.count(con, "customers", len(events), inserted + updated, 0, now)
 
 
-__all__ = ["SOURCE_LABEL", "Provenance", "Written", "email_owners", "write_events"]
+__all__ = ["SMALL_INSERT", "SOURCE_LABEL", "insert_values", "Provenance", "Written", "email_owners", "write_events"]

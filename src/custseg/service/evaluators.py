@@ -47,6 +47,20 @@ DEFAULT_MARGIN = 1.0
 _STATEMENTS = itertools.count(1)
 
 
+class GroupRows:
+    """A group's features: ``table`` (Arrow) and, made on first use, ``dicts`` (one dict per row)."""
+
+    def __init__(self, table: pa.Table):
+        self.table = table
+        self._dicts: list[dict] | None = None
+
+    @property
+    def dicts(self) -> list[dict]:
+        if self._dicts is None:
+            self._dicts = self.table.to_pylist()
+        return self._dicts
+
+
 class NotLive(ValueError):
     """A run that cannot be evaluated live; the message says why."""
 
@@ -77,9 +91,9 @@ class Evaluator:
             self._sql = {as_of: name}
         return [(c, s) for c, s in con.execute(f"EXECUTE {self._sql[as_of]}").fetchall() if s is not None]
 
-    def assign_rows(self, rows: pa.Table, as_of: dt.date) -> list[tuple[str, str]] | None:
-        """The same as :meth:`assign` for the rows of ``rows`` (the group's features as Arrow), in
-        Python; None when this evaluator has no Python path (then :meth:`assign` runs its SQL)."""
+    def assign_rows(self, group: GroupRows, as_of: dt.date) -> list[tuple[str, str]] | None:
+        """The same as :meth:`assign` for the group's features (``group.table``, Arrow), in Python;
+        None when this evaluator has no Python path (then :meth:`assign` runs its SQL)."""
         return None
 
     def _compile(self, as_of: dt.date) -> str:
@@ -112,7 +126,7 @@ class RFMEvaluator(Evaluator):
     def _compile(self, as_of: dt.date) -> str:
         return self._static
 
-    def assign_rows(self, rows: pa.Table, as_of: dt.date) -> list[tuple[str, str]]:
+    def assign_rows(self, group: GroupRows, as_of: dt.date) -> list[tuple[str, str]]:
         """``RFMSegmenter.assign`` in Python: 1 + cut points reached; monetary in cents; the grid."""
         from custseg.service.aggregates import round_like_duckdb
 
@@ -121,7 +135,7 @@ class RFMEvaluator(Evaluator):
                 return None
             return 1 + sum(1 for c in cuts if (value >= c if higher_better else value <= c))
 
-        d = rows.select(["customer_id", "orders_count", "recency_days", "net_revenue"]).to_pydict()
+        d = group.table.select(["customer_id", "orders_count", "recency_days", "net_revenue"]).to_pydict()
         out = []
         for cid, n, rec, rev in zip(d["customer_id"], d["orders_count"], d["recency_days"], d["net_revenue"]):
             if n is None or not n > 0:
@@ -157,11 +171,12 @@ class ClusterEvaluator(Evaluator):
     def _compile(self, as_of: dt.date) -> str:
         return self._static
 
-    def assign_rows(self, rows: pa.Table, as_of: dt.date) -> list[tuple[str, str]]:
+    def assign_rows(self, group: GroupRows, as_of: dt.date) -> list[tuple[str, str]]:
         """The run's rule in NumPy (``Preprocessing.transform`` and ``methods.predict``, which compute
         per coordinate as the SQL does)."""
         from custseg.segmenters.cluster.methods import predict
 
+        rows = group.table
         if rows.num_rows == 0:
             return []
         matrix, codes = self._transform(rows)
@@ -213,6 +228,8 @@ _SET_KEYS = ("name", "description", "mode", "default", "segments")
 
 
 class RulesEvaluator(Evaluator):
+    python = True
+
     def __init__(self, store, features: LiveFeatures, run_id: str, method: str, params: dict):
         from custseg.segmenters.rules import (
             DefinitionError,
@@ -231,6 +248,7 @@ class RulesEvaluator(Evaluator):
             raise NotLive(f"rules run {run_id} does not fit the live features: {exc}") from None
         self.definition = definition
         self.thresholds = {k: float(v) for k, v in (params.get("thresholds") or {}).items()}
+        self._segmenter = None
 
     def segmenter(self, as_of: dt.date):
         """The run's segmenter, fitted with its recorded statistics and ``today`` = ``as_of``."""
@@ -246,6 +264,14 @@ class RulesEvaluator(Evaluator):
     def _compile(self, as_of: dt.date) -> str:
         expr = self.segmenter(as_of).assign(self.table).select("customer_id", "segment")
         return str(self.store.ibis.compile(expr))
+
+    def assign_rows(self, group: GroupRows, as_of: dt.date) -> list[tuple[str, str]]:
+        """The rules interpreted in Python (:mod:`custseg.segmenters.rules.evaluate`, SQL's semantics)."""
+        from custseg.segmenters.rules.evaluate import assign_rows
+
+        if self._segmenter is None or self._segmenter[0] != as_of:
+            self._segmenter = (as_of, self.segmenter(as_of))
+        return assign_rows(self._segmenter[1], group.dicts)
 
 
 class ValueEvaluator(Evaluator):
@@ -298,10 +324,11 @@ class ValueEvaluator(Evaluator):
                         "WHERE clv_x IS NOT NULL ORDER BY customer_id").df()
         return self._score(f, as_of)
 
-    def assign_rows(self, rows: pa.Table, as_of: dt.date) -> list[tuple[str, str]]:
+    def assign_rows(self, group: GroupRows, as_of: dt.date) -> list[tuple[str, str]]:
         """``predict`` (no intervals) in NumPy: the same model functions on the same numbers."""
         from custseg.clv.predict import discounted_purchases
 
+        rows = group.table
         rows = rows.filter(pc.is_valid(rows.column("clv_x")))
         if rows.num_rows == 0:
             self._last = None
@@ -421,4 +448,4 @@ def make_evaluator(store, features: LiveFeatures, run_id: str) -> Evaluator:
     raise NotLive(f"run {run_id}: method {method!r} has no live evaluation")
 
 
-__all__ = ["Evaluator", "NotLive", "live_key", "make_evaluator", "value_segment"]
+__all__ = ["GroupRows", "Evaluator", "NotLive", "live_key", "make_evaluator", "value_segment"]

@@ -129,36 +129,9 @@ def run_on_writer(service, fn: Callable, *args, timeout: float = 30.0):
     Uses ``service.writer.call`` (the writer's hook: the function runs between event groups,
     in a transaction committed after it returns, rolled back if it raises).
     """
-    call = getattr(service.writer, "call", None)
-    if call is not None:
-        return call(fn, *args, timeout=timeout)
-    return _shim_call(service, fn, *args)
+    return service.writer.call(fn, *args, timeout=timeout)
 
 
-# --- TEMPORARY SHIM: remove once EventWriter.call exists -----------------------------------------
-# Used only when the writer has no ``call`` method. It holds the writer between groups
-# (``writer.paused()``, so no event transaction is open meanwhile) and runs ``fn`` on a fresh cursor
-# of the store inside BEGIN/COMMIT, from the request's thread.
-def _shim_call(service, fn: Callable, *args):
-    from custseg.service.writer import ServiceBusy
-
-    writer = service.writer
-    if not writer.running:
-        raise ServiceBusy("the service is stopping; try again later")
-    with writer.paused():
-        cur = service.store.con.cursor()
-        try:
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                result = fn(cur, *args)
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            cur.execute("COMMIT")
-            return result
-        finally:
-            cur.close()
-# --- end of the temporary shim ------------------------------------------------------------------
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -412,6 +385,9 @@ def delete_customer(service, customer_id: str, requested_by: str) -> dict:
                                "customer_id; nothing was deleted") from None
             raise
         at = con.execute("SELECT deleted_at FROM deletion_log WHERE deletion_id = ?", [done["deletion_id"]])
+        # The live state's copies (cleaned rows, memberships) are read from the store again when next
+        # needed: none are left.
+        service.live.forget([customer_id])
         return {**done, "deleted_at": at.fetchall()[0][0], "requested_by": requested_by}
 
     done = run_on_writer(service, write)

@@ -202,6 +202,7 @@ class Summary(BaseModel):
 
 class WriterStats(BaseModel):
     groups: int
+    groups_total: int
     queued_requests: int
     requests_per_group: Summary | None = None
     events_per_group: Summary | None = None

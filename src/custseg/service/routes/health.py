@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from custseg.service.context import ServiceDep, guard, require
 from custseg.service.schemas import Health, WriterStats
@@ -30,19 +32,22 @@ def health(service: ServiceDep) -> dict:
 
 @router.get("/stats", response_model=WriterStats, dependencies=guard("admin"),
             summary="Where the writer's time goes (admin)")
-def stats(service: ServiceDep) -> dict:
-    """Over the writer's last 1,000 groups: requests and events per group, and per-group time (ms) in
-    total and by step (store the events, features, segments, commit), as median, 99th percentile
-    and maximum. The derived-table writes after the answers are counted under ``flush``."""
-    groups = list(service.writer.groups)
-    out: dict = {"groups": len(groups), "queued_requests": service.writer.waiting}
+def stats(service: ServiceDep,
+          last: Annotated[int, Query(ge=1, le=1_000, description="Only the last groups.")] = 1_000) -> dict:
+    """Over the writer's last ``last`` groups (at most 1,000): requests and events per group, and
+    per-group time (ms) in total and by step (store the events, features, segments, commit), as
+    median, 99th percentile and maximum. The derived-table writes after the answers are counted under
+    ``flush`` (its last ``last`` runs). ``groups_total`` counts every group since the start."""
+    groups = list(service.writer.groups)[-last:]
+    out: dict = {"groups": len(groups), "groups_total": service.writer.groups_total,
+                 "queued_requests": service.writer.waiting}
     if not groups:
         return out
     out["requests_per_group"] = _summary([g.requests for g in groups])
     out["events_per_group"] = _summary([g.events for g in groups])
     for step in ("write_ms", "features_ms", "segments_ms", "commit_ms", "total_ms"):
         out[step] = _summary([getattr(g, step) for g in groups])
-    flushes = list(service.writer.flushes)
+    flushes = list(service.writer.flushes)[-last:]
     if flushes:
         out["flush_ms"] = _summary(flushes)
     return out
