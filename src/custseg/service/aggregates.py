@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from custseg.features.build import AGE_BANDS, FLOAT_DIGITS
+from custseg.segmenters.rules.evaluate import round_like_duckdb as _round
 
 log = logging.getLogger(__name__)
 
@@ -80,17 +81,8 @@ def _sum(values) -> float | None:
 
 
 def round_like_duckdb(value: float | None, digits: int = FLOAT_DIGITS) -> float | None:
-    """DuckDB's ``round(value, digits)`` on a DOUBLE: ``std::round(value * 10^d) / 10^d``."""
-    if value is None:
-        return None
-    scale = 10.0 ** digits
-    y = value * scale
-    if math.isinf(y) or math.isnan(y):
-        return value
-    f = math.floor(abs(y))
-    r = f + 1.0 if abs(y) - f >= 0.5 else f
-    out = math.copysign(r, y) / scale
-    return value if math.isinf(out) or math.isnan(out) else out
+    """DuckDB's ``round(value, digits)`` on a DOUBLE (by default the features' ``FLOAT_DIGITS``)."""
+    return _round(value, digits)
 
 
 def _age_band(age: int | None) -> str | None:

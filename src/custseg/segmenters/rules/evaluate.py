@@ -24,8 +24,10 @@ from custseg.segmenters.rules.compile import shift
 from custseg.segmenters.rules.tree import Node, stat_key
 
 
-def _round(value: float, digits: int) -> float:
-    """DuckDB's ``round(DOUBLE, digits)``: ``std::round(value * 10^d) / 10^d``."""
+def round_like_duckdb(value: float | None, digits: int = 0) -> float | None:
+    """DuckDB's ``round(DOUBLE, digits)``: ``std::round(value * 10^d) / 10^d`` (half away from zero)."""
+    if value is None:
+        return None
     scale = 10.0 ** digits
     y = value * scale
     if math.isinf(y) or math.isnan(y):
@@ -176,7 +178,7 @@ class RowEvaluator:
         if name == "abs":
             return abs(a)
         if name == "round":
-            return _round(float(a), n.args[1].value if len(n.args) > 1 else 0)
+            return round_like_duckdb(float(a), n.args[1].value if len(n.args) > 1 else 0)
         raise RuntimeError(f"cannot evaluate {name}()")  # pragma: no cover
 
     def _today(self) -> dt.date:
@@ -211,4 +213,4 @@ def assign_rows(segmenter, rows: list[Mapping]) -> list[tuple[str, str]]:
     return out
 
 
-__all__ = ["RowEvaluator", "assign_rows"]
+__all__ = ["RowEvaluator", "assign_rows", "round_like_duckdb"]
