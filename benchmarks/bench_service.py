@@ -250,6 +250,12 @@ def httpx_get(url: str, headers: dict) -> dict:
     return httpx.get(url, headers=headers, timeout=10).json()
 
 
+def _times(events: list[dict]):
+    import pyarrow as pa
+
+    return pa.array([dt.datetime.fromisoformat(e["time"]) for e in events], pa.timestamp("us"))
+
+
 def bare_duckdb(db: Path, events: Events, size: int, seconds: float) -> dict:
     """Peer: the same rows appended with DuckDB, one transaction per batch, no re-evaluation."""
     import duckdb
@@ -266,8 +272,7 @@ def bare_duckdb(db: Path, events: Events, size: int, seconds: float) -> dict:
         con.execute("BEGIN TRANSACTION")
         log = pa.table({"event_id": [e["event_id"] for e in body], "customer_id": [e["customer_id"] for e in body],
                         "event_type": [e["type"] for e in body],
-                        "event_time": pa.array([dt.datetime.fromisoformat(e["time"]) for e in body],
-                                               pa.timestamp("us")),
+                        "event_time": _times(body),
                         "payload": [json.dumps(e) for e in body]})
         con.register("_log", log)
         con.execute("INSERT INTO service_events (event_id, customer_id, event_type, event_time, payload, "
@@ -275,8 +280,7 @@ def bare_duckdb(db: Path, events: Events, size: int, seconds: float) -> dict:
         if orders:
             o = pa.table({"order_id": [e["order_id"] for e in orders],
                           "customer_id": [e["customer_id"] for e in orders],
-                          "order_time": pa.array([dt.datetime.fromisoformat(e["time"]) for e in orders],
-                                                 pa.timestamp("us")),
+                          "order_time": _times(orders),
                           "status": ["completed"] * len(orders),
                           "total": [sum(i["quantity"] * i["unit_price"] for i in e["items"]) for e in orders]})
             con.register("_o", o)
@@ -293,8 +297,7 @@ def bare_duckdb(db: Path, events: Events, size: int, seconds: float) -> dict:
         if views:
             b = pa.table({"event_id": [e["event_id"] for e in views], "session_id": [e["session_id"] for e in views],
                           "customer_id": [e["customer_id"] for e in views],
-                          "event_time": pa.array([dt.datetime.fromisoformat(e["time"]) for e in views],
-                                                 pa.timestamp("us")),
+                          "event_time": _times(views),
                           "event_type": [e["type"] for e in views], "product_id": [e["product_id"] for e in views]})
             con.register("_b", b)
             con.execute("INSERT INTO browsing_events (event_id, session_id, customer_id, event_time, event_type, "
@@ -302,8 +305,7 @@ def bare_duckdb(db: Path, events: Events, size: int, seconds: float) -> dict:
         if mails:
             m = pa.table({"event_id": [e["event_id"] for e in mails], "customer_id": [e["customer_id"] for e in mails],
                           "campaign_id": [e["campaign_id"] for e in mails],
-                          "event_time": pa.array([dt.datetime.fromisoformat(e["time"]) for e in mails],
-                                                 pa.timestamp("us")),
+                          "event_time": _times(mails),
                           "event_type": [e["type"][len("email_"):] for e in mails]})
             con.register("_m", m)
             con.execute("INSERT INTO email_events (event_id, customer_id, campaign_id, event_time, event_type) "

@@ -122,7 +122,9 @@ def outlier_bounds(source, orders: ir.Table) -> tuple[float | None, float | None
     return log_median, log_mad
 
 
-def clean_orders(source, customers: ir.Table) -> ir.Table:
+def converted_orders(source) -> ir.Table:
+    """``orders`` with totals and discounts in the base currency (see the module documentation),
+    ``fx_rate`` and ``currency_unknown``."""
     # Ingestion has trimmed every value, turned empty strings into NULL, checked
     # statuses against the allowed set and lower-cased emails; string work on the
     # millions of order rows is limited to what that does not cover.
@@ -139,11 +141,22 @@ def clean_orders(source, customers: ir.Table) -> ir.Table:
         ).drop("rate_currency", "rate")
     else:
         o = o.mutate(fx_rate=ibis.literal(1.0), currency_unknown=ibis.literal(False))
+    return o
 
+
+def log_outlier_cap(source, orders: ir.Table) -> float | None:
+    """ln of the outlier cap of ``orders`` (converted): ``median + 3.5 * MAD / 0.6745`` of ln(total)
+    over completed positive totals; None when there are none or their MAD is 0."""
+    log_median, log_mad = outlier_bounds(source, orders)
+    return log_median + OUTLIER_Z * log_mad / 0.6745 if log_median is not None and log_mad else None
+
+
+def clean_orders(source, customers: ir.Table) -> ir.Table:
+    o = converted_orders(source)
     # Outliers on the log scale of completed, positive totals (bounds computed once, as numbers).
-    log_median, log_mad = outlier_bounds(source, o)
-    if log_median is not None and log_mad:
-        cap = ibis.literal(log_median + OUTLIER_Z * log_mad / 0.6745, type="float64").exp()  # DOUBLE, not DECIMAL
+    log_cap = log_outlier_cap(source, o)
+    if log_cap is not None:
+        cap = ibis.literal(log_cap, type="float64").exp()  # DOUBLE, not DECIMAL
     else:
         cap = ibis.null("float64")
 

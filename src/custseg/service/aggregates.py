@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import re
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
@@ -187,13 +186,7 @@ class LiveAggregates:
 
         store = self.store
         store.con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {IDS} (customer_id VARCHAR)")
-        cleaned = SubsetClean(store, store.ibis.table(IDS, database="temp"))
-        out = {}
-        for name, cols in COLUMNS.items():
-            t = cleaned.get(name)
-            t = t.filter(t.customer_id.notnull()).select(*cols).order_by("customer_id")
-            out[name] = str(store.ibis.compile(t))
-        return out
+        return _queries(store, SubsetClean(store, store.ibis.table(IDS, database="temp")))
 
     def _constants(self):
         con = self.store.con
@@ -201,20 +194,11 @@ class LiveAggregates:
         if con.execute("SELECT count(*) FROM currency_rates").fetchall()[0][0]:
             rates = {r[0]: float(r[1]) for r in con.execute(
                 "SELECT upper(trim(currency)), rate FROM currency_rates").fetchall()}
-        from custseg.cleaning.clean import OUTLIER_Z, outlier_bounds
+        from custseg.cleaning.clean import converted_orders, log_outlier_cap
 
-        # The cap of clean_orders: over completed positive totals, after currency conversion.
-        orders = self.store.table("orders")
-        if rates:
-            import ibis
-
-            from custseg.cleaning.normalize import clean_text
-            r = self.store.table("currency_rates")
-            r = r.select(rate_currency=clean_text(r.currency).upper(), rate=r.rate)
-            orders = orders.left_join(r, orders.currency.upper() == r.rate_currency)
-            orders = orders.mutate(total=orders.total * ibis.coalesce(orders.rate, 1.0))
-        log_median, log_mad = outlier_bounds(self.store, orders)
-        cap = math.exp(log_median + OUTLIER_Z * log_mad / 0.6745) if log_median is not None and log_mad else None
+        # The cap of clean_orders, exp() taken by DuckDB as there (the same double to the last bit).
+        log_cap = log_outlier_cap(self.store, converted_orders(self.store))
+        cap = con.execute("SELECT exp(?::DOUBLE)", [log_cap]).fetchall()[0][0] if log_cap is not None else None
         products = {r[0]: (r[1], r[2]) for r in con.execute(
             "SELECT product_id, category, price_tier FROM products").fetchall()}
         return rates, cap, products
@@ -237,17 +221,12 @@ class LiveAggregates:
         return sum(t.num_rows for t in tables.values())
 
     def _fetch_everyone(self) -> dict[str, pa.Table]:
-        """The cleaned rows of every customer (the queries without the ``_svc_ids`` filter)."""
+        """The cleaned rows of every customer (the same queries without the ``_svc_ids`` filter)."""
         from custseg.cleaning.clean import CleanTables
 
-        store = self.store
-        cleaned = CleanTables(store, persist=False)
-        out = {}
-        for name, cols in COLUMNS.items():
-            t = cleaned.get(name)
-            t = t.filter(t.customer_id.notnull()).select(*cols).order_by("customer_id")
-            out[name] = store.con.sql(str(store.ibis.compile(t))).to_arrow_table()
-        return out
+        con = self.store.con
+        return {name: con.sql(sql).to_arrow_table()
+                for name, sql in _queries(self.store, CleanTables(self.store, persist=False)).items()}
 
     # -- rows ----------------------------------------------------------------------------------
     def forget(self, customer_ids: Iterable[str]) -> None:
@@ -545,6 +524,15 @@ class LiveAggregates:
         latest = max(responses, key=lambda s: (s[0] is not None, s[0] or dt.datetime.min,
                                                s[1] is not None, s[1] or ""))
         return {"nps": latest[2], "satisfaction": latest[3], "stated_interests": latest[4]}
+
+
+def _queries(store, cleaned) -> dict[str, str]:
+    """SQL of the :data:`COLUMNS` of each cleaned table, rows with a customer, sorted by customer."""
+    out = {}
+    for name, cols in COLUMNS.items():
+        t = cleaned.get(name)
+        out[name] = str(store.ibis.compile(t.filter(t.customer_id.notnull()).select(*cols).order_by("customer_id")))
+    return out
 
 
 _ARROW = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "FLOAT": pa.float32(), "INTEGER": pa.int32(),

@@ -182,13 +182,6 @@ class Written:
     reattributed: set[str] = field(default_factory=set)
 
 
-def _arrow(table: str, rows: list[dict]) -> pa.Table:
-    """Rows (dicts with the same keys) as Arrow, typed by the canonical declaration."""
-    decl = get_table(table)
-    schema = pa.schema([(c.name, _ARROW_TYPES[c.dtype]) for c in decl.columns if c.name in rows[0]])
-    return pa.Table.from_pylist(rows, schema=schema)
-
-
 def _insert(con, table: str, rows: list[dict], prov: Provenance) -> None:
     """Append ``rows`` (dicts with the same keys) to canonical ``table`` with provenance."""
     if not rows:
@@ -200,18 +193,9 @@ def _insert(con, table: str, rows: list[dict], prov: Provenance) -> None:
     for i, row in enumerate(rows):
         row["ingest_id"] = ingest_id
         row["source_row"] = first + i
-    decl = get_table(table)
-    columns = [c.name for c in decl.columns if c.name in rows[0]]
-    if len(rows) <= SMALL_INSERT:
-        insert_values(con, table, columns, [tuple(r.get(c) for c in columns) for r in rows])
-        return
-    data = _arrow(table, rows)
-    names = ", ".join(f'"{c}"' for c in data.column_names)
-    con.register("_svc_rows", data)
-    try:
-        con.execute(f'INSERT INTO "{table}" ({names}) SELECT {names} FROM _svc_rows')
-    finally:
-        con.unregister("_svc_rows")
+    decl = [c for c in get_table(table).columns if c.name in rows[0]]
+    insert_rows(con, table, [c.name for c in decl], [tuple(r.get(c.name) for c in decl) for r in rows],
+                [_ARROW_TYPES[c.dtype] for c in decl])
 
 
 #: Up to this many rows, an INSERT with parameters is cheaper than registering an Arrow table
@@ -219,14 +203,23 @@ def _insert(con, table: str, rows: list[dict], prov: Provenance) -> None:
 SMALL_INSERT = 64
 
 
-def insert_values(con, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
-    """``INSERT INTO table (columns) VALUES (?, ...), ...`` with ``rows`` as parameters."""
+def insert_rows(con, table: str, columns: Sequence[str], rows: Sequence[tuple], types: Sequence[pa.DataType]) -> None:
+    """Append ``rows`` (tuples in the order of ``columns``) to ``table``: up to :data:`SMALL_INSERT`
+    rows as an ``INSERT ... VALUES`` with parameters, more through an Arrow table of ``types``."""
     if not rows:
         return
-    one = "(" + ", ".join("?" * len(columns)) + ")"
     names = ", ".join(f'"{c}"' for c in columns)
-    con.execute(f'INSERT INTO "{table}" ({names}) VALUES {", ".join([one] * len(rows))}',
-                [v for r in rows for v in r])
+    if len(rows) <= SMALL_INSERT:
+        one = "(" + ", ".join("?" * len(columns)) + ")"
+        con.execute(f'INSERT INTO "{table}" ({names}) VALUES {", ".join([one] * len(rows))}',
+                    [v for r in rows for v in r])
+        return
+    data = pa.table([pa.array([r[i] for r in rows], t) for i, t in enumerate(types)], names=list(columns))
+    con.register("_svc_rows", data)
+    try:
+        con.execute(f'INSERT INTO "{table}" ({names}) SELECT {names} FROM _svc_rows')
+    finally:
+        con.unregister("_svc_rows")
 
 
 def _device_owners(con, anonymous_ids: Sequence[str]) -> dict[str, str]:
@@ -401,4 +394,4 @@ def _profiles(con, events: list[ProfileUpdate], prov: Provenance, out: Written, 
     prov.count(con, "customers", len(events), inserted + updated, 0, now)
 
 
-__all__ = ["SMALL_INSERT", "SOURCE_LABEL", "insert_values", "Provenance", "Written", "email_owners", "write_events"]
+__all__ = ["SMALL_INSERT", "SOURCE_LABEL", "insert_rows", "Provenance", "Written", "email_owners", "write_events"]

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from custseg.service.aggregates import LiveAggregates
-from custseg.service.canonical import SMALL_INSERT, insert_values
+from custseg.service.canonical import insert_rows
 from custseg.service.evaluators import Evaluator, GroupRows, NotLive, live_key, make_evaluator
 from custseg.service.features import FEATURES_TABLE, GROUP, IDS, LiveFeatures
 from custseg.service.tables import activate, create_tables
@@ -486,33 +486,14 @@ def _write_memberships(con, gone: list[tuple], came: list[tuple]) -> None:
         con.execute("DELETE FROM service_memberships WHERE customer_id IN (SELECT unnest(?)) AND "
                     "(run_id || chr(31) || customer_id || chr(31) || segment) IN (SELECT unnest(?))",
                     [sorted({g[1] for g in gone}), ["\x1f".join(g) for g in gone]])
-    if came and len(came) <= SMALL_INSERT:
-        insert_values(con, "service_memberships", ("run_id", "customer_id", "segment", "since", "cause"), came)
-    elif came:
-        frame = pa.table({"run_id": pa.array([c[0] for c in came], pa.string()),
-                          "customer_id": pa.array([c[1] for c in came], pa.string()),
-                          "segment": pa.array([c[2] for c in came], pa.string()),
-                          "since": pa.array([c[3] for c in came], pa.timestamp("us")),
-                          "cause": pa.array([c[4] for c in came], pa.string())})
-        con.register("_svc_came", frame)
-        try:
-            con.execute("INSERT INTO service_memberships SELECT run_id, customer_id, segment, since, cause "
-                        "FROM _svc_came")
-        finally:
-            con.unregister("_svc_came")
+    insert_rows(con, "service_memberships", ("run_id", "customer_id", "segment", "since", "cause"), came,
+                (pa.string(), pa.string(), pa.string(), pa.timestamp("us"), pa.string()))
 
 
 def _write_changes(con, changes: list[dict]) -> None:
-    names = ("change_id", "customer_id", "run_id", "from_segment", "to_segment", "changed_at", "cause")
-    if len(changes) <= SMALL_INSERT:
-        insert_values(con, "segment_changes", names, [tuple(row[n] for n in names) for row in changes])
-        return
-    frame = pa.table({n: pa.array([row[n] for row in changes], _CHANGE_TYPES[n]) for n in names})
-    con.register("_svc_changes", frame)
-    try:
-        con.execute("INSERT INTO segment_changes SELECT * FROM _svc_changes")
-    finally:
-        con.unregister("_svc_changes")
+    names = tuple(_CHANGE_TYPES)
+    insert_rows(con, "segment_changes", names, [tuple(row[n] for n in names) for row in changes],
+                [_CHANGE_TYPES[n] for n in names])
 
 
 def _replace(con, table: str, ids: list[str], rows: pa.Table | None, now: dt.datetime | None) -> None:

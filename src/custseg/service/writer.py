@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from custseg.service.canonical import SMALL_INSERT, Provenance, insert_values, write_events
+from custseg.service.canonical import Provenance, insert_rows, write_events
 
 log = logging.getLogger(__name__)
 
@@ -471,29 +471,12 @@ class EventWriter:
         return results
 
     def _log_events(self, con, group: list[Pending], new: list, stored: dict[str, bool], now: dt.datetime) -> None:
-        if not new:
-            return
-        columns = ("event_id", "customer_id", "event_type", "event_time", "payload", "received_at", "applied_at")
-        if len(new) <= SMALL_INSERT:
-            insert_values(con, "service_events", columns, [
-                (e.event_id, e.customer_id, e.type, e.time, e.payload(), group[i].received_at,
-                 now if stored.get(e.event_id) else None) for i, e in new])
-            return
-        data = pa.table({
-            "event_id": [e.event_id for _, e in new],
-            "customer_id": [e.customer_id for _, e in new],
-            "event_type": [e.type for _, e in new],
-            "event_time": pa.array([e.time for _, e in new], pa.timestamp("us")),
-            "payload": [e.payload() for _, e in new],
-            "received_at": pa.array([group[i].received_at for i, _ in new], pa.timestamp("us")),
-            "applied_at": pa.array([now if stored.get(e.event_id) else None for _, e in new], pa.timestamp("us")),
-        })
-        con.register("_svc_events", data)
-        try:
-            con.execute("INSERT INTO service_events (event_id, customer_id, event_type, event_time, payload, "
-                        "received_at, applied_at) SELECT * FROM _svc_events")
-        finally:
-            con.unregister("_svc_events")
+        ts = pa.timestamp("us")
+        insert_rows(con, "service_events",
+                    ("event_id", "customer_id", "event_type", "event_time", "payload", "received_at", "applied_at"),
+                    [(e.event_id, e.customer_id, e.type, e.time, e.payload(), group[i].received_at,
+                      now if stored.get(e.event_id) else None) for i, e in new],
+                    (pa.string(), pa.string(), pa.string(), ts, pa.string(), ts, ts))
 
     def _result(self, index: int, pending: Pending, status: dict, written, evaluation) -> dict:
         """The answer to one request: each event's status, and each customer's segments now."""
