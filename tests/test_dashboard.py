@@ -32,6 +32,7 @@ from custseg.segmenters.cluster import ClusterSegmenter, run_cluster
 from custseg.segmenters.rules.templates import run_template
 from custseg.service import queries
 from custseg.service.app import create_app
+from custseg.service.dashboard import data as dashboard_data
 from custseg.service.auth import create_key, revoke_key
 from custseg.service.dashboard import data
 from custseg.service.dashboard.routes import COOKIE, plotly_js_path
@@ -585,3 +586,19 @@ def test_dashboard_in_chromium(server, base, tmp_path):
     assert len(refused) == 1 and [e for e in errors if e not in refused] == []
     for name in ("overview", "segmentation", "segment", "customer", "campaigns", "rules"):
         assert (shots / f"{name}.png").stat().st_size > 20_000, name
+
+
+def test_customer_timeline_holds_the_rows_the_cleaning_attributes_by_email(base, tmp_path):
+    """An order known only by the customer's email (as in exports without ids) is on their timeline."""
+    app = _start(base, tmp_path / "email.duckdb")
+    with TestClient(app) as client:
+        cid, mail = _read(app, "SELECT customer_id, email FROM customers WHERE email IS NOT NULL "
+                               "ORDER BY customer_id LIMIT 1")[0]
+        order = {"type": "order", "event_id": "by-email-1", "order_id": "BY-EMAIL-1", "email": f" {mail.upper()} ",
+                 "time": "2025-01-02T10:00:00", "total": 42.0}
+        r = client.post("/v1/events", json=order, headers={"Authorization": f"Bearer {base['tokens']['write']}"})
+        assert r.status_code == 200, r.text
+        with app.state.service.readers.cursor() as cur:
+            found = dashboard_data.customer(cur, app.state.service, cid)
+        assert "BY-EMAIL-1" in [o["order_id"] for o in found["orders"]]
+        assert len(found["orders"]) == found["features"]["orders_all"]

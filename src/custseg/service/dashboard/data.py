@@ -320,22 +320,33 @@ def customer(cur, service, customer_id: str) -> dict | None:
     found = queries.customer(cur, service, customer_id)
     if found is None:
         return None
-    p = [customer_id]
+    # The rows the cleaning attributes to the customer: theirs by id, and those without an id that
+    # carry an email they own or come from a device they own (smallest customer id, as in cleaning).
+    emails = [r[0] for r in cur.execute(
+        "SELECT e FROM (SELECT lower(trim(email)) AS e, min(customer_id) AS owner FROM customers "
+        "WHERE nullif(trim(email), '') IS NOT NULL GROUP BY 1) WHERE owner = ?", [customer_id]).fetchall()]
+    devices = [r[0] for r in cur.execute(
+        "SELECT anonymous_id FROM browsing_events WHERE customer_id IS NOT NULL AND anonymous_id IS NOT NULL "
+        "GROUP BY anonymous_id HAVING min(customer_id) = ?", [customer_id]).fetchall()]
+    p = {"c": customer_id, "emails": emails}
+    by_email = "(customer_id = $c OR (customer_id IS NULL AND lower(trim(email)) IN (SELECT unnest($emails))))"
     orders = _records(cur.execute(
         "SELECT o.order_id, o.order_time AS time, o.status, o.total, o.currency, o.channel, "
         "count(i.line_number) AS lines, string_agg(coalesce(i.product_name, i.product_id), ', ' "
         "ORDER BY i.line_number) AS products "
-        "FROM orders o LEFT JOIN order_items i USING (order_id) WHERE o.customer_id = ? "
+        f"FROM (SELECT * FROM orders WHERE {by_email}) o LEFT JOIN order_items i USING (order_id) "
         "GROUP BY ALL ORDER BY o.order_time DESC, o.order_id", p))
     browsing = _records(cur.execute(
         "SELECT event_time AS time, event_type, product_id, category, search_query, session_id "
-        "FROM browsing_events WHERE customer_id = ? ORDER BY event_time DESC, event_id", p))
+        "FROM browsing_events WHERE customer_id = $c OR (customer_id IS NULL AND anonymous_id IN "
+        "(SELECT unnest($devices))) ORDER BY event_time DESC, event_id", {"c": customer_id, "devices": devices}))
     email = _records(cur.execute(
-        "SELECT event_time AS time, event_type, campaign_id FROM email_events WHERE customer_id = ? "
+        f"SELECT event_time AS time, event_type, campaign_id FROM email_events WHERE {by_email} "
         "ORDER BY event_time DESC, event_id", p))
     surveys = _records(cur.execute(
-        "SELECT response_time AS time, nps, satisfaction, interests FROM survey_responses WHERE customer_id = ? "
-        "ORDER BY response_time DESC, response_id", p))
+        "SELECT response_time AS time, nps, satisfaction, interests FROM survey_responses "
+        f"WHERE {by_email} ORDER BY response_time DESC, response_id", p))
+    p = [customer_id]
     changes = _records(cur.execute(
         "SELECT change_id, run_id, from_segment, to_segment, changed_at AS time, cause FROM segment_changes "
         "WHERE customer_id = ? ORDER BY change_id DESC", p))
